@@ -45,8 +45,9 @@ export function isLadingError(e: unknown, code?: ErrorCode): e is LadingError {
  * do; anything else passes through unchanged.
  */
 export function fsError(err: unknown, action: string, path: string): unknown {
+  if (err instanceof LadingError) return err;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof code !== 'string') return err;
+  if (typeof code !== 'string' || code.startsWith('ERR_')) return err;
   const hint: Record<string, string> = {
     EACCES: 'permission denied',
     EPERM: 'operation not permitted',
