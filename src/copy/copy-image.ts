@@ -6,7 +6,7 @@
  * never finds a manifest whose children are missing, even if the copy dies halfway. Blobs already present
  * are skipped, which is also what makes a re-run after a crash resume where it stopped.
  */
-import { type Readable, Transform } from 'node:stream';
+import { type Readable, Transform, pipeline } from 'node:stream';
 import { LadingError } from '../errors.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { parseManifest } from '../oci/parse.js';
@@ -113,14 +113,11 @@ function choosePlatform(entries: Descriptor[], wanted: Platform[] | undefined, i
   );
 }
 
-/**
- * Passes a blob stream through, reporting bytes at most every 8 MiB. Errors travel downstream (a
- * verification failure must fail the push) and an abandoned consumer releases the source.
- */
+/** Passes a blob stream through, reporting bytes at most every 8 MiB; errors travel both ways (see verifiedStream). */
 function counted(source: Readable, desc: Descriptor, emit: ProgressListener): Readable {
   let transferred = 0;
   let reported = 0;
-  const out = new Transform({
+  const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       transferred += chunk.length;
       if (transferred - reported >= 8 << 20) {
@@ -130,7 +127,5 @@ function counted(source: Readable, desc: Descriptor, emit: ProgressListener): Re
       done(null, chunk);
     },
   });
-  source.on('error', (e) => out.destroy(e));
-  out.on('close', () => source.destroy());
-  return source.pipe(out);
+  return pipeline(source, counter, () => undefined);
 }

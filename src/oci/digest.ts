@@ -4,7 +4,7 @@
  * a wrong digest, so a consumer never acts on content that does not match its name.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback, pipeline } from 'node:stream';
 import { LadingError } from '../errors.js';
 
 export type DigestAlgorithm = 'sha256' | 'sha512';
@@ -106,6 +106,15 @@ export class DigestVerifier extends Transform {
     const actual = `${this.algorithm}:${this.hash.digest('hex')}`;
     done(actual === this.expectedDigest ? null : digestMismatch(this.what, this.expectedDigest, actual));
   }
+}
+
+/**
+ * `source` seen through a DigestVerifier: the returned stream errors instead of ending when the content
+ * is not what `expected` names. pipeline() carries errors both ways (a failing source fails the result, an
+ * abandoned result releases the source) without the unhandled-error pitfalls of `.pipe()`.
+ */
+export function verifiedStream(source: Readable, expected: { digest: string; size?: number }, what: string): Readable {
+  return pipeline(source, new DigestVerifier(expected.digest, expected.size, what), () => undefined);
 }
 
 /** Hashes a stream to completion; returns its digest and length. */

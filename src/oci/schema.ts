@@ -5,11 +5,11 @@
  *
  * The schemas are draft-04 and are compiled with ajv-draft-04, once per process, on first use. Three
  * things about them need handling here:
- *  - References: files refer to each other by relative name (`"$ref": "defs-descriptor.json#/..."`), but
- *    their `id`s sit in different URI folders, two files have no `id`, and nested `id`s change the base
- *    URI, so resolving the names as URIs (as ajv does) finds nothing. upstream's Go loader serves the files
- *    by name; we do the same by rewriting each cross-file `$ref` to the key its file is registered under:
- *    its `id`, or `https://opencontainers.org/schema/<file name>` for the id-less defs files.
+ *  - References: files refer to each other by relative name (`"$ref": "defs-descriptor.json#/..."`),
+ *    but their `id`s sit in different URI folders, two files have no `id`, and nested `id`s change the
+ *    base URI, so resolving the names as URIs (as ajv does) finds nothing. image-spec's Go validator maps
+ *    URIs to its embedded files by name; we do the same by rewriting each cross-file `$ref` to the key
+ *    its file is registered under: its `id`, or `https://opencontainers.org/schema/<file>` if it has none.
  *  - Formats: `urls` items are `"format": "uri"`, `created` is `"format": "date-time"`. ajv 8 ships no
  *    formats, and `validateFormats: false` would let `created: "yesterday"` through, which Go tools (the
  *    other end of every copy) fail to decode. We add both: an absolute URI with a scheme, and RFC 3339.

@@ -4,7 +4,7 @@
  * A reference with no transport prefix means docker://, as in skopeo's and crane's CLIs.
  */
 import { LadingError } from '../errors.js';
-import { isDigest } from '../oci/digest.js';
+import { isDigest, parseDigest } from '../oci/digest.js';
 import { type ImageReference, formatReference, parseImageReference } from '../oci/reference.js';
 import { ArchiveReader, ArchiveWriter } from './archive/archive-store.js';
 import { LayoutStore } from './layout/layout-store.js';
@@ -39,7 +39,11 @@ function parseLocal(transport: 'oci' | 'oci-archive', rest: string, input: strin
   let ref: string | undefined;
   const digest = DIGEST_SUFFIX.exec(rest);
   if (digest?.[1] !== undefined) {
-    if (!isDigest(digest[1])) throw bad(`"${digest[1]}" is not a valid digest`);
+    try {
+      parseDigest(digest[1]);
+    } catch (e) {
+      throw bad((e as Error).message);
+    }
     path = rest.slice(0, digest.index);
     ref = digest[1];
   } else {

@@ -169,7 +169,7 @@ describe('parseManifest: refused', () => {
   });
 
   it('sizes beyond 2^53 in an index (int64 in the schema)', () => {
-    const index = { schemaVersion: 2, manifests: [{ ...LAYER, mediaType: MediaType.ociManifest, size: 2 ** 60 }] };
+    const index = { schemaVersion: 2, manifests: [{ ...LAYER, mediaType: MediaType.ociManifest, size: 2n ** 60n }] };
     throwsCode(() => parse(index, MediaType.ociIndex), 'INVALID_MANIFEST', '/manifests/0/size');
   });
 
@@ -179,7 +179,7 @@ describe('parseManifest: refused', () => {
 
   it('embedded data that does not match its descriptor', () => {
     const bad = (data: string, size = 2) => ({ config: { ...EMPTY_DESCRIPTOR, data, size }, artifactType: 'a/b' });
-    throwsCode(() => parse(ociManifest(bad('e31='))), 'INVALID_MANIFEST', '/config/data hashes to');
+    throwsCode(() => parse(ociManifest(bad('e3w='))), 'INVALID_MANIFEST', '/config/data hashes to');
     throwsCode(() => parse(ociManifest(bad('e30gIA=='))), 'INVALID_MANIFEST', '/config/data decodes to 4 bytes but size is 2');
     throwsCode(() => parse(ociManifest(bad('e30'))), 'INVALID_MANIFEST', '/config/data must be padded standard base64');
     throwsCode(() => parse(ociManifest(bad('e3!='))), 'INVALID_MANIFEST', '/config/data must be padded standard base64');

@@ -9,12 +9,12 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream, { type Header as TarHeaders } from 'tar-stream';
 import { LadingError, fsError } from '../../errors.js';
 import { canonicalJson } from '../../oci/canonical-json.js';
-import { DigestVerifier, isDigest, parseDigest, verifyBytes } from '../../oci/digest.js';
+import { DigestVerifier, isDigest, parseDigest, verifiedStream, verifyBytes } from '../../oci/digest.js';
 import { isManifestMediaType } from '../../oci/media-types.js';
 import { parseIndexJson, parseLayoutFile } from '../../oci/parse.js';
 import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES } from '../../oci/types.js';
@@ -97,14 +97,10 @@ export class ArchiveReader implements Store {
 
   async fetchBlob(desc: Descriptor): Promise<Readable> {
     const entry = this.requireBlob(desc);
-    const verifier = new DigestVerifier(desc.digest, desc.size, `blob in ${this.name}:`);
-    if (entry.size === 0) {
-      verifier.end();
-      return verifier;
-    }
-    const file = createReadStream(this.file, { start: entry.offset, end: entry.offset + entry.size - 1, highWaterMark: READ_CHUNK });
-    file.on('error', (e) => verifier.destroy(fsError(e, 'read', this.file) as Error));
-    return file.pipe(verifier);
+    const what = `blob in ${this.name}:`;
+    if (entry.size === 0) return verifiedStream(Readable.from([]), desc, what);
+    const end = entry.offset + entry.size - 1;
+    return verifiedStream(createReadStream(this.file, { start: entry.offset, end, highWaterMark: READ_CHUNK }), desc, what);
   }
 
   async has(desc: Descriptor): Promise<boolean> {

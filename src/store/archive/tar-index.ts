@@ -29,12 +29,14 @@ export async function indexTar(fh: FileHandle, archiveName: string): Promise<Map
   const invalid = (why: string) =>
     new LadingError('INVALID_ARCHIVE', `${archiveName} is not a valid oci-archive: ${why}`, { archive: archiveName });
 
+  const magic = Buffer.alloc(2);
+  await fh.read(magic, 0, 2, 0);
+  if (magic[0] === 0x1f && magic[1] === 0x8b) throw invalid('it is gzip-compressed; an oci-archive is a plain tar (gunzip it first)');
+  if (fileSize < BLOCK) throw invalid(`it is ${fileSize} bytes, too short to be a tar`);
+
   while (pos + BLOCK <= fileSize) {
     const { bytesRead } = await fh.read(header, 0, BLOCK, pos);
     if (bytesRead < BLOCK) throw invalid(`truncated header at byte ${pos}`);
-    if (pos === 0 && header[0] === 0x1f && header[1] === 0x8b) {
-      throw invalid('it is gzip-compressed; an oci-archive is a plain tar (gunzip it first)');
-    }
     if (header.every((b) => b === 0)) break; // end-of-archive marker
     if (!checksumOk(header)) throw invalid(`bad header checksum at byte ${pos}`);
     const typeflag = String.fromCharCode(header[156] ?? 0);

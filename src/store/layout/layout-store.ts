@@ -11,19 +11,20 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LadingError, fsError } from '../../errors.js';
-import { DigestVerifier, isDigest, parseDigest, verifyBytes } from '../../oci/digest.js';
+import { DigestVerifier, isDigest, parseDigest, verifiedStream, verifyBytes } from '../../oci/digest.js';
 import { canonicalJson } from '../../oci/canonical-json.js';
 import { isManifestMediaType } from '../../oci/media-types.js';
 import { parseIndexJson, parseLayoutFile } from '../../oci/parse.js';
 import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES } from '../../oci/types.js';
 import type { LocalBlobSink, LocalBlobSource, Store } from '../store.js';
 import { EMPTY_LAYOUT_INDEX, OCI_LAYOUT_FILE, findInIndex, tagsOf, withImage } from './index-json.js';
-import { PRIVATE_DIR, acquireWriterLease, withLayoutLock } from './lock.js';
+import { PRIVATE_DIR, acquireWriterLease, liveWriters, withLayoutLock } from './lock.js';
+import { reachable } from './reachable.js';
 
 /** Read in large chunks: per-chunk overhead dominates hashing speed with the 64 KiB default. */
 export const READ_CHUNK = 1024 * 1024;
@@ -32,6 +33,10 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
   readonly name: string;
   private lease: { release: () => Promise<void> } | undefined;
   private initializing: Promise<void> | undefined;
+  /** Blobs this store put in the layout (for abort), and whether it created the layout itself. */
+  private readonly added = new Set<string>();
+  private createdLayout = false;
+  private dirExisted = true;
   private initialized = false;
 
   private constructor(readonly dir: string) {
@@ -49,6 +54,7 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
       if (e.code === 'ENOENT') throw new LadingError('NOT_FOUND', `${store.name}: no such directory`);
       throw fsError(e, 'read', store.dir);
     });
+    store.dirExisted = entries !== undefined;
     if (entries === undefined || (entries.length === 0 && mode === 'write')) return store;
     if (!entries.includes('oci-layout')) {
       throw new LadingError(
@@ -96,11 +102,7 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
   async fetchBlob(desc: Descriptor): Promise<Readable> {
     const path = await this.localBlobPath(desc);
     if (path === undefined) throw blobUnknown(desc, this.name);
-    const file = createReadStream(path, { highWaterMark: READ_CHUNK });
-    const verifier = new DigestVerifier(desc.digest, desc.size, `blob in ${this.name}:`);
-    file.on('error', (e) => verifier.destroy(fsError(e, 'read', path) as Error));
-    verifier.on('close', () => file.destroy());
-    return file.pipe(verifier);
+    return verifiedStream(createReadStream(path, { highWaterMark: READ_CHUNK }), desc, `blob in ${this.name}:`);
   }
 
   async localBlobPath(desc: Descriptor): Promise<string | undefined> {
@@ -115,13 +117,13 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
   }
 
   async pushBlob(desc: Descriptor, content: Readable): Promise<void> {
-    const tmp = await this.tempPath(desc.digest);
+    const { path: tmp, fh } = await this.createTemp(desc.digest);
     try {
       // flush: fsync before close, so the rename below never publishes bytes still only in the page cache.
       await pipeline(
         content,
         new DigestVerifier(desc.digest, desc.size, 'blob from source:'),
-        createWriteStream(tmp, { flags: 'wx', flush: true, highWaterMark: READ_CHUNK }),
+        createWriteStream('', { fd: fh, flush: true, highWaterMark: READ_CHUNK }),
       );
       await this.commitBlob(tmp, desc.digest);
     } catch (e) {
@@ -136,7 +138,9 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
    * before it gets its name, so a corrupt source is refused exactly as a streamed one would be.
    */
   async pushBlobFromFile(desc: Descriptor, source: string): Promise<'linked' | 'copied'> {
-    const tmp = await this.tempPath(desc.digest);
+    const { path: tmp, fh } = await this.createTemp(desc.digest);
+    await fh.close();
+    await unlink(tmp);
     let how = 'linked' as 'linked' | 'copied';
     try {
       await link(source, tmp).catch(async (e: NodeJS.ErrnoException) => {
@@ -164,9 +168,8 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
   async pushManifest(desc: Descriptor, bytes: Uint8Array, options: { tags?: readonly string[]; root?: boolean } = {}): Promise<void> {
     verifyBytes(bytes, desc, 'manifest');
     if (!(await this.has(desc))) {
-      const tmp = await this.tempPath(desc.digest);
+      const { path: tmp, fh } = await this.createTemp(desc.digest);
       try {
-        const fh = await open(tmp, 'wx');
         await fh.writeFile(bytes);
         await fh.sync();
         await fh.close();
@@ -195,9 +198,8 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
     await this.init();
     await withLayoutLock(this.dir, async () => {
       const next = change(await this.readIndex());
-      const tmp = join(this.dir, PRIVATE_DIR, 'tmp', `index.json-${randomBytes(6).toString('hex')}`);
+      const { path: tmp, fh } = await this.createTemp('index.json');
       try {
-        const fh = await open(tmp, 'wx');
         await fh.writeFile(`${canonicalJson(next)}\n`);
         await fh.sync();
         await fh.close();
@@ -215,12 +217,31 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
     await this.lease?.release();
     this.lease = undefined;
     this.initializing = undefined;
-    // Leave no trace of our private directory when nothing else is using it.
+    // Leave no trace of our private directory when no other writer is using it.
+    if ((await liveWriters(this.dir)).length > 0) return;
     for (const sub of ['tmp', 'writers', '']) await rmdirIfEmpty(join(this.dir, PRIVATE_DIR, sub));
   }
 
+  /**
+   * Undoes an unfinished write: a layout this store created is removed again, and in an existing layout
+   * the blobs this store added that nothing references are deleted, so a failed copy changes nothing on
+   * disk. While another process is writing the layout, everything is left for gc instead.
+   */
   async abort(): Promise<void> {
+    await this.initializing?.catch(() => undefined);
+    if (this.lease !== undefined) {
+      await withLayoutLock(this.dir, async () => {
+        if ((await liveWriters(this.dir)).length > 0) return;
+        if (this.createdLayout) {
+          for (const name of ['blobs', 'index.json', 'oci-layout']) await rm(join(this.dir, name), { recursive: true, force: true });
+          return;
+        }
+        const keep = await reachable(this, await this.readIndex());
+        for (const digest of this.added) if (!keep.blobs.has(digest)) await rm(this.blobPath(digest), { force: true });
+      });
+    }
     await this.close();
+    if (this.createdLayout && !this.dirExisted) await rmdir(this.dir).catch(() => undefined);
   }
 
   /** Creates the layout on first write and registers this process as a writer (gc waits for writers). */
@@ -237,6 +258,7 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
     try {
       await mkdir(join(this.dir, PRIVATE_DIR, 'tmp'), { recursive: true });
       if (!this.initialized) {
+        this.createdLayout = true;
         await mkdir(join(this.dir, 'blobs'), { recursive: true });
         await writeIfAbsent(join(this.dir, 'oci-layout'), `${OCI_LAYOUT_FILE}\n`);
         await writeIfAbsent(join(this.dir, 'index.json'), `${canonicalJson(EMPTY_LAYOUT_INDEX)}\n`);
@@ -248,15 +270,28 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
     this.lease = await acquireWriterLease(this.dir);
   }
 
-  private async tempPath(digest: string): Promise<string> {
+  /**
+   * Creates a new temp file in the layout's private directory. Another process closing its store may
+   * remove that directory when it looks idle, so a missing directory is re-created and the open retried.
+   */
+  private async createTemp(hint: string): Promise<{ path: string; fh: FileHandle }> {
     await this.init();
-    const { encoded } = parseDigest(digest);
-    return join(this.dir, PRIVATE_DIR, 'tmp', `${encoded.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+    const dir = join(this.dir, PRIVATE_DIR, 'tmp');
+    const name = `${hint.replace(/^sha\d+:/, '').slice(0, 16)}-${randomBytes(6).toString('hex')}`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return { path: join(dir, name), fh: await open(join(dir, name), 'wx') };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 3) throw fsError(e, 'create a temp file in', dir);
+        await mkdir(dir, { recursive: true });
+      }
+    }
   }
 
   private async commitBlob(tmp: string, digest: string): Promise<void> {
     const final = this.blobPath(digest);
     await mkdir(join(final, '..'), { recursive: true });
+    if (!(await exists(final))) this.added.add(digest);
     await rename(tmp, final);
     // rename(2) does nothing when both names are links to one file; drop the temp name then.
     await unlink(tmp).catch(() => undefined);

@@ -1,0 +1,211 @@
+/**
+ * `npm run bench`: lading against its peers, side by side in one run, on this machine.
+ *
+ * - copy: a ~1 GiB multi-layer image between two OCI layouts (and into an oci-archive), the built CLI
+ *   `node dist/cli/main.js copy` against `skopeo copy`. Both are whole commands timed by wall clock,
+ *   start-up included, because that is what a user waits for. Destinations are removed and `sync` run
+ *   before every run (untimed), so neither side pays for the other's writeback.
+ * - digest: DigestVerifier's throughput (in-process, the store's 1 MiB reads) against `sha256sum`, both
+ *   from the page cache, so the hash and the stream plumbing are measured, not the disk.
+ *
+ * Sides alternate A B A B ... and the median is reported. Environment: BENCH_RUNS (default 5),
+ * BENCH_LAYERS (default 8), BENCH_LAYER_MB (default 128). The fixture lives in `.bench/` and is reused.
+ */
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { DigestVerifier } from '../src/oci/digest.js';
+import { READ_CHUNK } from '../src/store/layout/layout-store.js';
+import { ensureFixture, type Fixture, TAG } from './fixture.js';
+import { alternate, capture, markdownTable, median, type PairResult, runCommand } from './measure.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const WORK = join(ROOT, '.bench');
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const SKOPEO = '/usr/bin/skopeo';
+
+function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${raw}: expected a positive integer`);
+  return n;
+}
+
+const RUNS = envInt('BENCH_RUNS', 5);
+const LAYERS = envInt('BENCH_LAYERS', 8);
+const LAYER_MIB = envInt('BENCH_LAYER_MB', 128);
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const lading = (...args: string[]) => runCommand(process.execPath, [CLI, ...args]);
+const skopeo = (...args: string[]) => runCommand(SKOPEO, args);
+const sync = () => runCommand('sync', []);
+const fresh = (path: string) => async () => {
+  await rm(path, { recursive: true, force: true });
+  await sync();
+};
+
+interface Row {
+  name: string;
+  kind: 'time' | 'throughput';
+  goal: number;
+  informational: boolean;
+  result?: PairResult;
+  bytes?: number;
+  error?: string;
+}
+
+function machineLine(): string {
+  const fsType = capture('stat', ['-f', '-c', '%T', WORK]).trim();
+  const mount = tryCapture('findmnt', ['-n', '-o', 'FSTYPE', '-T', WORK]);
+  const skopeoVersion = capture(SKOPEO, ['--version'])
+    .trim()
+    .replace(/^skopeo version /, '');
+  const cpu = cpus()[0]?.model.trim() ?? 'unknown cpu';
+  return (
+    `machine: nproc ${availableParallelism()} (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, node ${process.version}, ` +
+    `skopeo ${skopeoVersion}, ${tryCapture('sha256sum', ['--version'])?.split('\n')[0] ?? 'sha256sum ?'}, ` +
+    `filesystem ${fsType}${mount ? ` (${mount.trim()})` : ''}`
+  );
+}
+
+function tryCapture(cmd: string, args: string[]): string | undefined {
+  try {
+    return capture(cmd, args);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Untimed checks that both tools accept the fixture and that lading's outputs are sound. */
+async function verify(fx: Fixture): Promise<void> {
+  const src = `oci:${fx.layout}:${TAG}`;
+  const inspected = JSON.parse(capture(SKOPEO, ['inspect', src])) as { Layers?: unknown[] };
+  if (inspected.Layers?.length !== LAYERS)
+    throw new Error(`skopeo inspect ${src}: expected ${LAYERS} layers, got ${inspected.Layers?.length}`);
+  log(`verify: skopeo inspect ${src}: ok (${LAYERS} layers)`);
+  for (const flags of [[], ['--no-link']]) {
+    const dst = join(WORK, 'verify-dst');
+    await rm(dst, { recursive: true, force: true });
+    await lading('copy', '--quiet', ...flags, src, `oci:${dst}:${TAG}`);
+    log(`verify: lading copy${flags.map((f) => ` ${f}`).join('')}, then lading fsck: ${capture(process.execPath, [CLI, 'fsck', `oci:${dst}`]).trim()}`);
+    await rm(dst, { recursive: true, force: true });
+  }
+  const archive = join(WORK, 'verify.tar');
+  await lading('copy', '--quiet', src, `oci-archive:${archive}:${TAG}`);
+  const fromArchive = JSON.parse(capture(SKOPEO, ['inspect', `oci-archive:${archive}:${TAG}`])) as { Layers?: unknown[] };
+  if (fromArchive.Layers?.length !== LAYERS) throw new Error(`skopeo inspect of lading's archive: expected ${LAYERS} layers`);
+  log(`verify: skopeo inspect of lading's oci-archive: ok`);
+  await rm(archive, { force: true });
+  const sum = capture('sha256sum', [fx.digestFile]).split(' ')[0];
+  if (`sha256:${sum}` !== fx.digestFileDigest) throw new Error(`sha256sum ${fx.digestFile} disagrees with the fixture marker`);
+}
+
+async function copyRow(
+  name: string,
+  fx: Fixture,
+  ladingFlags: string[],
+  transport: 'oci' | 'oci-archive',
+  informational: boolean,
+): Promise<Row> {
+  const src = `oci:${fx.layout}:${TAG}`;
+  const dstL = join(WORK, transport === 'oci' ? 'dst-lading' : 'lading.tar');
+  const dstS = join(WORK, transport === 'oci' ? 'dst-skopeo' : 'skopeo.tar');
+  const row: Row = { name, kind: 'time', goal: 0.8, informational };
+  try {
+    row.result = await alternate(
+      RUNS,
+      { prepare: fresh(dstL), run: () => lading('copy', '--quiet', ...ladingFlags, src, `${transport}:${dstL}:${TAG}`) },
+      { prepare: fresh(dstS), run: () => skopeo('copy', '--quiet', src, `${transport}:${dstS}:${TAG}`) },
+      (side, s) => log(`${name}: ${side === 'a' ? 'lading' : 'skopeo'} ${s.toFixed(3)} s`),
+    );
+  } catch (e) {
+    row.error = (e as Error).message;
+  } finally {
+    await rm(dstL, { recursive: true, force: true });
+    await rm(dstS, { recursive: true, force: true });
+  }
+  return row;
+}
+
+async function digestRow(fx: Fixture): Promise<Row> {
+  const row: Row = { name: `digest sha256 ${gib(fx.totalBytes)} (page cache)`, kind: 'throughput', goal: 0.9, informational: false };
+  const verifyOnce = () =>
+    pipeline(
+      createReadStream(fx.digestFile, { highWaterMark: READ_CHUNK }),
+      new DigestVerifier(fx.digestFileDigest, fx.totalBytes, 'bench file'),
+      async (s) => {
+        for await (const _ of s);
+      },
+    );
+  try {
+    // Warm-up, untimed: the page cache (verify() already read the file once) and the JIT.
+    await verifyOnce();
+    await runCommand('sha256sum', [fx.digestFile]);
+    row.result = await alternate(RUNS, { run: verifyOnce }, { run: () => runCommand('sha256sum', [fx.digestFile]) }, (side, s) =>
+      log(`digest: ${side === 'a' ? 'DigestVerifier' : 'sha256sum'} ${s.toFixed(3)} s (${mbps(fx.totalBytes, s)} MB/s)`),
+    );
+    row.bytes = fx.totalBytes;
+  } catch (e) {
+    row.error = (e as Error).message;
+  }
+  return row;
+}
+
+const gib = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
+const mbps = (bytes: number, s: number) => (bytes / 1e6 / s).toFixed(0);
+
+function render(rows: Row[]): string[] {
+  const table = rows.map((r) => {
+    const goalText = `${r.kind === 'time' ? '≤' : '≥'} ${r.goal.toFixed(2)}${r.informational ? ' (info)' : ''}`;
+    if (r.result === undefined) return [r.name, 'error', 'error', '-', goalText, 'FAILED'];
+    const a = median(r.result.a);
+    const b = median(r.result.b);
+    const ratio = r.kind === 'time' ? a / b : b / a; // throughput ratio = (bytes/a) / (bytes/b)
+    const met = r.kind === 'time' ? ratio <= r.goal : ratio >= r.goal;
+    const cell = (s: number) => (r.bytes === undefined ? s.toFixed(3) : `${s.toFixed(3)} (${mbps(r.bytes, s)} MB/s)`);
+    const ratioText = `${ratio.toFixed(2)} ${r.kind === 'time' ? 'time' : 'throughput'}`;
+    return [r.name, cell(a), cell(b), ratioText, goalText, `${met ? 'yes' : 'no'}${r.informational ? ' (info)' : ''}`];
+  });
+  const header = ['benchmark', 'lading (median s)', 'peer (median s)', 'ratio lading/peer', 'goal', 'met'];
+  return [markdownTable(header, table)];
+}
+
+async function main(): Promise<void> {
+  const started = process.hrtime.bigint();
+  const fx = await ensureFixture(WORK, { layers: LAYERS, layerMiB: LAYER_MIB }, log);
+  const machine = machineLine();
+  log(machine);
+  await verify(fx);
+  const size = gib(fx.imageBytes);
+  const rows: Row[] = [];
+  rows.push(await copyRow(`copy oci→oci ${size} (hard links)`, fx, [], 'oci', false));
+  rows.push(await copyRow(`copy oci→oci ${size} --no-link`, fx, ['--no-link'], 'oci', true));
+  rows.push(await copyRow(`copy oci→oci-archive ${size}`, fx, [], 'oci-archive', true));
+  rows.push(await digestRow(fx));
+  const total = Number(process.hrtime.bigint() - started) / 1e9;
+
+  const out = [
+    '',
+    machine,
+    `image: ${LAYERS} uncompressed tar layers x ${LAYER_MIB} MiB of random bytes + config + manifest; ${RUNS} runs per side, alternating; bench took ${total.toFixed(0)} s`,
+    '',
+    ...render(rows),
+    '',
+    'peers: copy rows `skopeo copy --quiet` (same source and destination transports); digest row `sha256sum FILE` (child process).',
+    'copy rows time whole commands (node start-up included); destinations are removed and `sync` is run before each run, untimed.',
+    'destinations share the source filesystem (the normal case): lading hard-links verified blobs there and re-hashes them; --no-link streams every byte;',
+    'skopeo always copies bytes (for oci-archive it builds a layout in a temp dir first, then tars it). MB/s = 10^6 bytes/s.',
+    ...rows.flatMap((r) =>
+      r.result === undefined
+        ? [`${r.name}: FAILED: ${r.error ?? 'unknown error'}`]
+        : [`${r.name}: lading [${r.result.a.map((s) => s.toFixed(2)).join(' ')}] peer [${r.result.b.map((s) => s.toFixed(2)).join(' ')}]`],
+    ),
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+  if (rows.some((r) => r.result === undefined)) process.exitCode = 1;
+}
+
+await main();
