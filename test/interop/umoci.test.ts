@@ -14,14 +14,14 @@
  * index ("tag is ambiguous"), so everything handed to umoci is a single-manifest image.
  */
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { writeImage, writeIndex } from '../../src/build/image-writer.js';
 import { LayoutStore } from '../../src/store/layout/layout-store.js';
 import { listRootfs, sha256Hex } from '../helpers/rootfs.js';
 import { lading, ok } from '../helpers/run.js';
-import { tempDir } from '../helpers/tmp.js';
 import { snapshot } from '../helpers/tree.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -96,7 +96,7 @@ describe('umoci builds, lading reads and copies', () => {
   let digest: string;
 
   before(async () => {
-    work = await tempDir('lading-umoci-');
+    work = await mkdtemp(join(tmpdir(), 'lading-umoci-'));
     dir = join(work, 'umoci-layout');
     bundle = join(work, 'bundle');
     await ok('umoci', 'init', '--layout', dir);
@@ -132,6 +132,8 @@ describe('umoci builds, lading reads and copies', () => {
     );
     digest = await taggedDigest(dir, 'v1');
   });
+  // (test/helpers/tmp.ts's tempDir registers its cleanup on the current test, so a suite-wide dir is made here.)
+  after(() => rm(work, { recursive: true, force: true }));
 
   it('lading digest equals the digest umoci recorded in index.json', async () => {
     assert.equal(await ladingDigest(`oci:${dir}:v1`), digest);
@@ -230,7 +232,7 @@ describe('lading writes, umoci unpacks', () => {
   }
 
   before(async () => {
-    work = await tempDir('lading-umoci-w-');
+    work = await mkdtemp(join(tmpdir(), 'lading-umoci-w-'));
     src = join(work, 'lading');
     const store = await LayoutStore.open(src, 'write');
     const desc = await writeImage(
@@ -254,6 +256,7 @@ describe('lading writes, umoci unpacks', () => {
     await store.close();
     digest = desc.digest;
   });
+  after(() => rm(work, { recursive: true, force: true }));
 
   it('umoci unpacks an image lading wrote, later layer winning', async () => {
     await assertContent(await unpack(`${src}:t`, join(work, 'bundle-src')));

@@ -55,8 +55,10 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
       throw fsError(e, 'read', store.dir);
     });
     store.dirExisted = entries !== undefined;
-    if (entries === undefined || (entries.length === 0 && mode === 'write')) return store;
-    if (!entries.includes('oci-layout')) {
+    // A directory holding only our private folder is a layout whose creation was interrupted.
+    const visible = entries?.filter((e) => e !== PRIVATE_DIR);
+    if (visible === undefined || (visible.length === 0 && mode === 'write')) return store;
+    if (!visible.includes('oci-layout')) {
       throw new LadingError(
         'INVALID_LAYOUT',
         mode === 'write'
@@ -256,7 +258,6 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
 
   private async createAndLease(): Promise<void> {
     try {
-      await mkdir(join(this.dir, PRIVATE_DIR, 'tmp'), { recursive: true });
       if (!this.initialized) {
         this.createdLayout = true;
         await mkdir(join(this.dir, 'blobs'), { recursive: true });
@@ -264,6 +265,7 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
         await writeIfAbsent(join(this.dir, 'index.json'), `${canonicalJson(EMPTY_LAYOUT_INDEX)}\n`);
         this.initialized = true;
       }
+      await mkdir(join(this.dir, PRIVATE_DIR, 'tmp'), { recursive: true });
     } catch (e) {
       throw fsError(e, 'create layout', this.dir);
     }
