@@ -32,7 +32,9 @@ export async function layerTar(files: LayerSpec['files']): Promise<Buffer> {
     const parts = path.split('/');
     for (let i = 1; i < parts.length; i++) dirs.add(`${parts.slice(0, i).join('/')}/`);
   }
-  const entries = [...[...dirs].map((d) => [d, undefined] as const), ...Object.entries(files)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = [...[...dirs].map((d) => [d, undefined] as const), ...Object.entries(files)].sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  );
   const chunks: Buffer[] = [];
   pack.on('data', (c: unknown) => chunks.push(c as Buffer));
   const ended = new Promise<void>((resolve, reject) => {

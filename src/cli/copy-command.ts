@@ -5,7 +5,7 @@ import { LadingError } from '../errors.js';
 import { isDigest } from '../oci/digest.js';
 import { parsePlatform } from '../oci/platform.js';
 import { openStore, parseTransportRef, refWithinStore } from '../store/transport.js';
-import { type OutputFormat, formatBytes, printJson, progressPrinter } from './output.js';
+import { formatBytes, type OutputFormat, printJson, progressPrinter } from './output.js';
 
 interface CopyFlags {
   all?: boolean;
@@ -22,7 +22,7 @@ export function registerCopyCommand(program: Command): void {
     .argument('<src>', 'source: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG]')
     .argument('<dst>', 'destination: oci:DIR[:TAG], oci-archive:FILE[:TAG]')
     .option('--all', 'copy every image of an index, keeping the index whole')
-    .option('--platform <os/arch[/variant]...>', 'copy the image for this platform of an index (default: this machine)')
+    .option('--platform <platform...>', 'os/arch[/variant]: copy the image for this platform of an index (default: this machine)')
     .option('--no-link', 'always copy bytes, never hard-link blobs between layouts on one filesystem')
     .option('-q, --quiet', 'no progress output')
     .option('-o, --output <format>', 'text or json', 'text')

@@ -6,7 +6,7 @@ import { parsePlatform, platformMatches } from '../oci/platform.js';
 import { type ImageSummary, inspectImage, readSmallBlob } from '../store/inspect.js';
 import type { Store } from '../store/store.js';
 import { openStore, parseTransportRef, refWithinStore } from '../store/transport.js';
-import { type OutputFormat, formatBytes, printJson } from './output.js';
+import { formatBytes, type OutputFormat, printJson } from './output.js';
 
 /** Opens the store `input` names for reading, runs `fn`, and always closes it. */
 export async function withSource<T>(input: string, fn: (store: Store, ref: string | undefined) => Promise<T>): Promise<T> {
@@ -81,12 +81,7 @@ async function platformChild(store: Store, ref: string | undefined, platform: st
 }
 
 function printSummary(s: ImageSummary): void {
-  const lines: string[] = [
-    `Name:        ${s.name}`,
-    `Digest:      ${s.digest}`,
-    `MediaType:   ${s.mediaType}`,
-    `Size:        ${s.size}`,
-  ];
+  const lines: string[] = [`Name:        ${s.name}`, `Digest:      ${s.digest}`, `MediaType:   ${s.mediaType}`, `Size:        ${s.size}`];
   if (s.artifactType) lines.push(`Artifact:    ${s.artifactType}`);
   if (s.manifests) {
     lines.push(`Manifests:   ${s.manifests.length}`);

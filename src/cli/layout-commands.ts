@@ -5,7 +5,7 @@ import { fsckLayout } from '../store/layout/fsck.js';
 import { gcLayout } from '../store/layout/gc.js';
 import { LayoutStore } from '../store/layout/layout-store.js';
 import { parseTransportRef } from '../store/transport.js';
-import { type OutputFormat, formatBytes, printJson } from './output.js';
+import { formatBytes, type OutputFormat, printJson } from './output.js';
 
 async function openLayout(input: string, mode: 'read' | 'write'): Promise<LayoutStore> {
   const t = parseTransportRef(input);
@@ -51,7 +51,9 @@ export function registerLayoutCommands(program: Command): void {
         else {
           const verb = report.dryRun ? 'would remove' : 'removed';
           for (const r of report.removed) process.stdout.write(`${verb} ${r.digest}  ${formatBytes(r.size)}\n`);
-          process.stdout.write(`${store.name}: ${verb} ${report.removed.length} blobs (${formatBytes(report.bytes)}) and ${report.tempFiles} temp files\n`);
+          process.stdout.write(
+            `${store.name}: ${verb} ${report.removed.length} blobs (${formatBytes(report.bytes)}) and ${report.tempFiles} temp files\n`,
+          );
         }
       } finally {
         await store.close();

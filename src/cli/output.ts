@@ -1,6 +1,7 @@
 /** How the CLI talks to people and scripts: JSON or human text on stdout, one-line errors and progress on stderr. */
-import { isLadingError } from '../errors.js';
+
 import type { ProgressListener } from '../copy/progress.js';
+import { isLadingError } from '../errors.js';
 
 export type OutputFormat = 'text' | 'json';
 

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { writeImage, writeIndex } from '../build/image-writer.js';
 import { copyImage } from '../copy/copy-image.js';
+import { LadingError } from '../errors.js';
 import { ArchiveReader, ArchiveWriter } from '../store/archive/archive-store.js';
 import { inspectImage } from '../store/inspect.js';
 import { fsckLayout } from '../store/layout/fsck.js';
 import { LayoutStore } from '../store/layout/layout-store.js';
-import { LadingError } from '../errors.js';
 
 export function registerQuickstart(program: Command): void {
   program
@@ -27,11 +27,17 @@ export function registerQuickstart(program: Command): void {
 
       const source = await LayoutStore.open(join(work, 'source'), 'write');
       const images = [];
-      for (const [os, architecture] of [['linux', 'amd64'], ['linux', 'arm64']] as const) {
+      for (const [os, architecture] of [
+        ['linux', 'amd64'],
+        ['linux', 'arm64'],
+      ] as const) {
         images.push(
           await writeImage(source, {
             platform: { os, architecture },
-            layers: [{ files: { 'etc/release': `lading quickstart\n` } }, { files: { [`opt/app/${architecture}.txt`]: `built for ${os}/${architecture}\n` } }],
+            layers: [
+              { files: { 'etc/release': `lading quickstart\n` } },
+              { files: { [`opt/app/${architecture}.txt`]: `built for ${os}/${architecture}\n` } },
+            ],
             config: { Cmd: ['/bin/sh'], Env: ['PATH=/usr/bin:/bin'] },
           }),
         );
@@ -43,7 +49,9 @@ export function registerQuickstart(program: Command): void {
       const mirror = await LayoutStore.open(join(work, 'mirror'), 'write');
       const copied = await copyImage(source, 'v1', mirror, { platforms: 'all', tags: ['v1'] });
       await mirror.close();
-      say(`2. copied to oci:${join(work, 'mirror')}:v1  (${copied.manifests} manifests, ${copied.blobs.linked} blobs linked, ${copied.blobs.copied} copied)`);
+      say(
+        `2. copied to oci:${join(work, 'mirror')}:v1  (${copied.manifests} manifests, ${copied.blobs.linked} blobs linked, ${copied.blobs.copied} copied)`,
+      );
 
       const archivePath = join(work, 'release.tar');
       const archive = await ArchiveWriter.create(archivePath);
@@ -68,7 +76,9 @@ export function registerQuickstart(program: Command): void {
 
       for (const dir of ['source', 'mirror', 'site']) {
         const report = await fsckLayout(await LayoutStore.open(join(work, dir), 'read'));
-        say(`6. fsck oci:${join(work, dir)}: ${report.blobs} blobs, ${report.problems.length === 0 ? 'ok' : `${report.problems.length} problems`}`);
+        say(
+          `6. fsck oci:${join(work, dir)}: ${report.blobs} blobs, ${report.problems.length === 0 ? 'ok' : `${report.problems.length} problems`}`,
+        );
         if (report.problems.length) throw new LadingError('INVALID_LAYOUT', report.problems.map((p) => p.message).join('; '));
       }
       say(`Same digest at the source and the site. Try: lading inspect oci:${join(work, 'site')}:v1 --platform linux/arm64`);

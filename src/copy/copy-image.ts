@@ -6,13 +6,13 @@
  * never finds a manifest whose children are missing, even if the copy dies halfway. Blobs already present
  * are skipped, which is also what makes a re-run after a crash resume where it stopped.
  */
-import { type Readable, Transform, pipeline } from 'node:stream';
+import { pipeline, type Readable, Transform } from 'node:stream';
 import { LadingError } from '../errors.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { parseManifest } from '../oci/parse.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
 import type { Descriptor, Platform } from '../oci/types.js';
-import { type Store, isLocalBlobSink, isLocalBlobSource } from '../store/store.js';
+import { isLocalBlobSink, isLocalBlobSource, type Store } from '../store/store.js';
 import { concurrencyLimit } from './limit.js';
 import type { ProgressListener } from './progress.js';
 
@@ -40,12 +40,7 @@ export interface CopyResult {
   bytes: number;
 }
 
-export async function copyImage(
-  src: Store,
-  srcRef: string | undefined,
-  dst: Store,
-  options: CopyOptions = {},
-): Promise<CopyResult> {
+export async function copyImage(src: Store, srcRef: string | undefined, dst: Store, options: CopyOptions = {}): Promise<CopyResult> {
   const limit = concurrencyLimit(options.concurrency ?? 4);
   const result: CopyResult = { descriptor: await src.resolve(srcRef), manifests: 0, blobs: { copied: 0, linked: 0, skipped: 0 }, bytes: 0 };
   const blobCopies = new Map<string, Promise<void>>();

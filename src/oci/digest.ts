@@ -4,7 +4,7 @@
  * a wrong digest, so a consumer never acts on content that does not match its name.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { type Readable, Transform, type TransformCallback, pipeline } from 'node:stream';
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { LadingError } from '../errors.js';
 
 export type DigestAlgorithm = 'sha256' | 'sha512';

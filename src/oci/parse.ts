@@ -13,11 +13,11 @@
  *
  * `what` names the object in messages and should say which and where: `manifest sha256:… in oci:/x`.
  */
-import { LadingError, isLadingError, type ErrorCode } from '../errors.js';
+import { type ErrorCode, isLadingError, LadingError } from '../errors.js';
 import { digestOf, parseDigest, verifyBytes } from './digest.js';
-import { MediaType, isManifestMediaType, manifestKind } from './media-types.js';
+import { isManifestMediaType, MediaType, manifestKind } from './media-types.js';
 import { validateAgainstSchema } from './schema.js';
-import { MAX_MANIFEST_BYTES, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Manifest } from './types.js';
+import { type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, MAX_MANIFEST_BYTES, type Manifest } from './types.js';
 
 type InvalidCode = 'INVALID_MANIFEST' | 'INVALID_LAYOUT';
 
@@ -39,10 +39,7 @@ export function parseManifest(bytes: Uint8Array, descriptor: Descriptor, what: s
   const declared = descriptor.mediaType === '' ? undefined : descriptor.mediaType;
   const embedded = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
   if (declared !== undefined && embedded !== undefined && declared !== embedded) {
-    throw new LadingError(
-      'INVALID_MANIFEST',
-      `${what} is invalid: its mediaType is "${embedded}" but it was referenced as "${declared}"`,
-    );
+    throw new LadingError('INVALID_MANIFEST', `${what} is invalid: its mediaType is "${embedded}" but it was referenced as "${declared}"`);
   }
   const mediaType = declared ?? embedded;
   let kind: Manifest['kind'];
@@ -58,13 +55,17 @@ export function parseManifest(bytes: Uint8Array, descriptor: Descriptor, what: s
   check.schemaVersion(doc);
   if (kind === 'index') {
     const index = doc as unknown as ImageIndex;
-    index.manifests.forEach((d, i) => check.descriptor(d, `/manifests/${i}`));
+    index.manifests.forEach((d, i) => {
+      check.descriptor(d, `/manifests/${i}`);
+    });
     if (index.subject !== undefined) check.subject(index.subject);
     return { kind, descriptor: resolved, bytes, index };
   }
   const manifest = doc as unknown as ImageManifest;
   check.descriptor(manifest.config, '/config');
-  manifest.layers.forEach((d, i) => check.descriptor(d, `/layers/${i}`));
+  manifest.layers.forEach((d, i) => {
+    check.descriptor(d, `/layers/${i}`);
+  });
   if (manifest.subject !== undefined) check.subject(manifest.subject);
   if (manifest.config.mediaType === MediaType.ociEmpty && manifest.artifactType === undefined) {
     check.fail('/artifactType', `is required when config.mediaType is ${MediaType.ociEmpty}`);
@@ -97,7 +98,9 @@ export function parseConfig(bytes: Uint8Array, descriptor: Descriptor, what: str
   const check = new Checker(what, 'INVALID_MANIFEST');
   if (config.architecture === '') check.fail('/architecture', 'must not be empty');
   if (config.os === '') check.fail('/os', 'must not be empty');
-  config.rootfs.diff_ids.forEach((d, i) => check.digest(d, `/rootfs/diff_ids/${i}`));
+  config.rootfs.diff_ids.forEach((d, i) => {
+    check.digest(d, `/rootfs/diff_ids/${i}`);
+  });
   return config;
 }
 
@@ -129,7 +132,9 @@ export function parseIndexJson(bytes: Uint8Array, what: string): ImageIndex {
   }
   check.schemaVersion(doc);
   const index = doc as unknown as ImageIndex;
-  index.manifests.forEach((d, i) => check.descriptor(d, `/manifests/${i}`));
+  index.manifests.forEach((d, i) => {
+    check.descriptor(d, `/manifests/${i}`);
+  });
   if (index.subject !== undefined) check.subject(index.subject);
   return index;
 }

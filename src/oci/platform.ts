@@ -23,10 +23,7 @@ const COMPONENT = /^[A-Za-z0-9_.-]+$/;
 export function parsePlatform(spec: string): Platform {
   const parts = spec.split('/');
   if (parts.length < 2 || parts.length > 3 || !parts.every((p) => COMPONENT.test(p))) {
-    throw new LadingError(
-      'USAGE',
-      `invalid platform "${spec}": expected OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8`,
-    );
+    throw new LadingError('USAGE', `invalid platform "${spec}": expected OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8`);
   }
   const [os = '', architecture = '', variant] = parts;
   const n = normalize({ os, architecture, ...(variant !== undefined && { variant }) });

@@ -64,7 +64,9 @@ export function parseImageReference(input: string): ImageReference {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
     if (!TAG.test(tag)) {
-      badFormat(tag === '' ? 'empty tag' : `tag ${quote(tag)} must be 1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-'`);
+      badFormat(
+        tag === '' ? 'empty tag' : `tag ${quote(tag)} must be 1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-'`,
+      );
     }
   }
   if (rest === '') badFormat('missing repository name');

@@ -18,7 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv-draft-04';
-import { LadingError, fsError } from '../errors.js';
+import { fsError, LadingError } from '../errors.js';
 
 // ajv-draft-04 is CommonJS (`module.exports = Ajv; exports.default = Ajv`): under NodeNext the default
 // import is the module object, whose `default` is the class, both at type level and at run time.
@@ -90,9 +90,10 @@ function load(): NonNullable<typeof compiled> {
     // A schema with an `id` is registered under it; ajv uses the key only for the id-less ones.
     ajv.addSchema(schema, typeof schema.id === 'string' ? undefined : keyOf.get(file));
   }
-  const keys = Object.fromEntries(
-    Object.entries(ROOT_FILES).map(([kind, file]) => [kind, keyOf.get(file) ?? file]),
-  ) as Record<SchemaKind, string>;
+  const keys = Object.fromEntries(Object.entries(ROOT_FILES).map(([kind, file]) => [kind, keyOf.get(file) ?? file])) as Record<
+    SchemaKind,
+    string
+  >;
   return { ajv, keys };
 }
 
@@ -147,6 +148,7 @@ function escapePointer(token: string): string {
 
 /** RFC 3986 absolute URI: a scheme, then no whitespace or control characters, and WHATWG-parseable. */
 function isAbsoluteUri(s: string): boolean {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   return /^[A-Za-z][A-Za-z0-9+.-]*:[^\s\u0000-\u001f\u007f]*$/.test(s) && URL.canParse(s);
 }
 

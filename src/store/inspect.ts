@@ -2,11 +2,12 @@
  * What `lading inspect` shows: an image's digest, media type, platforms, layers, config summary and
  * annotations, read from any store and validated on the way.
  */
-import { streamToBytes } from './stream-bytes.js';
+
 import { parseConfig, parseManifest } from '../oci/parse.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { Descriptor, ImageConfig } from '../oci/types.js';
 import type { Store } from './store.js';
+import { streamToBytes } from './stream-bytes.js';
 
 /** Configs are small JSON documents; refuse to buffer one larger than this. */
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
@@ -85,7 +86,9 @@ export async function inspectImage(store: Store, ref: string | undefined): Promi
 }
 
 export function isImageConfig(desc: Descriptor): boolean {
-  return desc.mediaType === 'application/vnd.oci.image.config.v1+json' || desc.mediaType === 'application/vnd.docker.container.image.v1+json';
+  return (
+    desc.mediaType === 'application/vnd.oci.image.config.v1+json' || desc.mediaType === 'application/vnd.docker.container.image.v1+json'
+  );
 }
 
 /** Reads and validates an image config blob. */

@@ -5,7 +5,7 @@
  */
 import { LadingError } from '../errors.js';
 import { isDigest, parseDigest } from '../oci/digest.js';
-import { type ImageReference, formatReference, parseImageReference } from '../oci/reference.js';
+import { formatReference, type ImageReference, parseImageReference } from '../oci/reference.js';
 import { ArchiveReader, ArchiveWriter } from './archive/archive-store.js';
 import { LayoutStore } from './layout/layout-store.js';
 import type { Store } from './store.js';

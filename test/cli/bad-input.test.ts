@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import tarStream from 'tar-stream';
@@ -107,7 +107,10 @@ const cases: Case[] = [
     name: 'schema-invalid index.json',
     setup: async (dir) => {
       await goodLayout(dir);
-      await writeFile(join(dir, 'index.json'), '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":"12"}]}');
+      await writeFile(
+        join(dir, 'index.json'),
+        '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":"12"}]}',
+      );
       return ['ls', `oci:${dir}`];
     },
     stderr: /index\.json.*invalid/,
@@ -123,7 +126,12 @@ const cases: Case[] = [
   {
     name: 'schema-invalid manifest',
     setup: async (dir) => {
-      const bad = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { digest: 'sha256:abc', size: 1 }, layers: [] };
+      const bad = {
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { digest: 'sha256:abc', size: 1 },
+        layers: [],
+      };
       await layoutPointingAt(dir, Buffer.from(JSON.stringify(bad)), 'application/vnd.oci.image.manifest.v1+json');
       return ['copy', `oci:${dir}:t`, `oci:${dir}-copy:t`];
     },
@@ -149,7 +157,11 @@ const cases: Case[] = [
   {
     name: 'a Docker schema 1 manifest',
     setup: async (dir) => {
-      await layoutPointingAt(dir, Buffer.from('{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}'), 'application/vnd.docker.distribution.manifest.v1+prettyjws');
+      await layoutPointingAt(
+        dir,
+        Buffer.from('{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}'),
+        'application/vnd.docker.distribution.manifest.v1+prettyjws',
+      );
       return ['inspect', `oci:${dir}:t`];
     },
     stderr: /Docker schema 1 manifests are not supported/,
@@ -157,7 +169,11 @@ const cases: Case[] = [
   { name: 'an empty layout path', setup: async () => ['inspect', 'oci:'], stderr: /invalid reference "oci:": oci: needs a directory path/ },
   { name: 'a malformed tag', setup: async (dir) => ['digest', `oci:${dir}:bad tag!`], stderr: /is not a valid tag/ },
   { name: 'a malformed digest', setup: async (dir) => ['digest', `oci:${dir}@sha256:1234`], stderr: /invalid sha256 digest/ },
-  { name: 'an uppercase docker repository', setup: async () => ['inspect', 'docker://quay.io/Foo/bar:1'], stderr: /repository name must be lowercase/ },
+  {
+    name: 'an uppercase docker repository',
+    setup: async () => ['inspect', 'docker://quay.io/Foo/bar:1'],
+    stderr: /repository name must be lowercase/,
+  },
   { name: 'an unknown transport', setup: async () => ['inspect', 'ftp:foo'], stderr: /unsupported transport "ftp"/ },
   {
     name: 'a tag that does not exist',

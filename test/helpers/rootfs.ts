@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** One entry of an unpacked root filesystem, as far as two unpackers must agree on it. */
@@ -28,7 +28,14 @@ export async function listRootfs(root: string): Promise<Record<string, RootfsEnt
       else if (st.isDirectory()) {
         out[r] = { type: 'dir', mode };
         await walk(r);
-      } else if (st.isFile()) out[r] = { type: 'file', mode, content: createHash('sha256').update(await readFile(p)).digest('hex') };
+      } else if (st.isFile())
+        out[r] = {
+          type: 'file',
+          mode,
+          content: createHash('sha256')
+            .update(await readFile(p))
+            .digest('hex'),
+        };
       else out[r] = { type: 'other', mode };
     }
   };

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { DigestVerifier, digestOf, parseDigest } from '../../src/oci/digest.js';
 import { isLadingError } from '../../src/errors.js';
+import { DigestVerifier, digestOf, parseDigest } from '../../src/oci/digest.js';
 
 const HELLO = 'sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824';
 
@@ -28,7 +27,10 @@ describe('digest', () => {
     `sha256:${'g'.repeat(64)}`,
   ]) {
     it(`rejects ${JSON.stringify(bad.slice(0, 20))}`, () => {
-      assert.throws(() => parseDigest(bad), (e) => isLadingError(e, 'INVALID_DIGEST'));
+      assert.throws(
+        () => parseDigest(bad),
+        (e) => isLadingError(e, 'INVALID_DIGEST'),
+      );
     });
   }
 
@@ -36,9 +38,16 @@ describe('digest', () => {
 
   it('passes matching content through', async () => {
     const out: Buffer[] = [];
-    await pipeline(Readable.from([Buffer.from('hel'), Buffer.from('lo')]), new DigestVerifier(HELLO, 5), new Writable({
-      write: (c, _e, cb) => { out.push(c); cb(); },
-    }));
+    await pipeline(
+      Readable.from([Buffer.from('hel'), Buffer.from('lo')]),
+      new DigestVerifier(HELLO, 5),
+      new Writable({
+        write: (c, _e, cb) => {
+          out.push(c);
+          cb();
+        },
+      }),
+    );
     assert.equal(Buffer.concat(out).toString(), 'hello');
   });
 
@@ -56,7 +65,12 @@ describe('digest', () => {
 
   it('fails early on a long stream, before hashing the excess', async () => {
     let pulled = 0;
-    const endless = new Readable({ read() { pulled++; this.push(Buffer.alloc(1024)); } });
+    const endless = new Readable({
+      read() {
+        pulled++;
+        this.push(Buffer.alloc(1024));
+      },
+    });
     await assert.rejects(pipeline(endless, new DigestVerifier(HELLO, 5), sink()), (e) => isLadingError(e, 'SIZE_MISMATCH'));
     assert.ok(pulled < 64, `read ${pulled} chunks of an endless stream`);
   });

@@ -72,10 +72,7 @@ describe('parseManifest: accepted', () => {
       {
         schemaVersion: 2,
         mediaType: MediaType.ociIndex,
-        manifests: [
-          { ...child, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-          blob('sbom', 'application/spdx+json'),
-        ],
+        manifests: [{ ...child, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }, blob('sbom', 'application/spdx+json')],
       },
       MediaType.ociIndex,
     );
@@ -121,8 +118,17 @@ describe('parseManifest: refused', () => {
   it('bytes that do not match the digest or the size', () => {
     const { bytes, desc } = encode(ociManifest(), MediaType.ociManifest);
     const other = digestOf('other');
-    throwsCode(() => parseManifest(bytes, { ...desc, digest: other }, `manifest ${other}`), 'DIGEST_MISMATCH', `manifest ${other} is corrupt`, desc.digest);
-    throwsCode(() => parseManifest(bytes, { ...desc, size: desc.size + 1 }, 'manifest m'), 'SIZE_MISMATCH', `expected ${desc.size + 1} bytes`);
+    throwsCode(
+      () => parseManifest(bytes, { ...desc, digest: other }, `manifest ${other}`),
+      'DIGEST_MISMATCH',
+      `manifest ${other} is corrupt`,
+      desc.digest,
+    );
+    throwsCode(
+      () => parseManifest(bytes, { ...desc, size: desc.size + 1 }, 'manifest m'),
+      'SIZE_MISMATCH',
+      `expected ${desc.size + 1} bytes`,
+    );
   });
 
   it('malformed JSON, a BOM, and JSON that is not an object', () => {
@@ -156,7 +162,11 @@ describe('parseManifest: refused', () => {
     ['a fractional size', { layers: [{ ...LAYER, size: 1.5 }] }, '/layers/0/size must be integer'],
     ['a url that is not a URI', { layers: [{ ...LAYER, urls: ['not a uri'] }] }, '/layers/0/urls/0 must match format "uri"'],
     ['schemaVersion 1', { schemaVersion: 1 }, '/schemaVersion must be >= 2'],
-    ['a malformed media type', { mediaType: undefined, layers: [{ ...LAYER, mediaType: 'tar' }] }, '/layers/0/mediaType must match pattern'],
+    [
+      'a malformed media type',
+      { mediaType: undefined, layers: [{ ...LAYER, mediaType: 'tar' }] },
+      '/layers/0/mediaType must match pattern',
+    ],
   ];
   for (const [name, extra, fragment] of schemaCases) {
     it(`schema: ${name}`, () => throwsCode(() => parse(ociManifest(extra)), 'INVALID_MANIFEST', 'in oci:/x is invalid: ', fragment));
@@ -209,7 +219,11 @@ describe('parseConfig', () => {
   it('refuses what the OCI schema refuses', () => {
     throwsCode(() => cfg({ ...CONFIG, config: { Env: null } }), 'INVALID_MANIFEST', '/config/Env must be array');
     throwsCode(() => cfg({ ...CONFIG, architecture: undefined }), 'INVALID_MANIFEST', '/architecture is required');
-    throwsCode(() => cfg({ ...CONFIG, rootfs: { type: 'tree', diff_ids: [] } }), 'INVALID_MANIFEST', '/rootfs/type must be one of "layers"');
+    throwsCode(
+      () => cfg({ ...CONFIG, rootfs: { type: 'tree', diff_ids: [] } }),
+      'INVALID_MANIFEST',
+      '/rootfs/type must be one of "layers"',
+    );
     throwsCode(() => cfg({ ...CONFIG, created: 'yesterday' }), 'INVALID_MANIFEST', '/created must match format "date-time"');
     throwsCode(() => cfg({ ...CONFIG, created: '2023-02-29T00:00:00Z' }), 'INVALID_MANIFEST', '/created');
   });
@@ -226,9 +240,19 @@ describe('parseConfig', () => {
 describe('layout files', () => {
   it('oci-layout: 1.0.0 accepted, others refused by name', () => {
     assert.deepEqual(parseLayoutFile(enc.encode('{"imageLayoutVersion":"1.0.0"}'), 'oci:/x/oci-layout'), { imageLayoutVersion: '1.0.0' });
-    throwsCode(() => parseLayoutFile(enc.encode('{"imageLayoutVersion":"2.0.0"}'), 'oci:/x/oci-layout'), 'INVALID_LAYOUT', '"2.0.0"', '1.0.0', 'oci:/x/oci-layout');
+    throwsCode(
+      () => parseLayoutFile(enc.encode('{"imageLayoutVersion":"2.0.0"}'), 'oci:/x/oci-layout'),
+      'INVALID_LAYOUT',
+      '"2.0.0"',
+      '1.0.0',
+      'oci:/x/oci-layout',
+    );
     throwsCode(() => parseLayoutFile(enc.encode('{}'), 'oci-layout'), 'INVALID_LAYOUT', '/imageLayoutVersion is required');
-    throwsCode(() => parseLayoutFile(enc.encode('{"imageLayoutVersion":1}'), 'oci-layout'), 'INVALID_LAYOUT', '/imageLayoutVersion must be string');
+    throwsCode(
+      () => parseLayoutFile(enc.encode('{"imageLayoutVersion":1}'), 'oci-layout'),
+      'INVALID_LAYOUT',
+      '/imageLayoutVersion must be string',
+    );
     throwsCode(() => parseLayoutFile(enc.encode('not json'), 'oci-layout'), 'INVALID_LAYOUT', 'not valid JSON');
   });
 
@@ -239,14 +263,22 @@ describe('layout files', () => {
     const at = (doc: unknown) => () => parseIndexJson(canonicalJsonBytes(doc), 'oci:/x/index.json');
     throwsCode(at({ schemaVersion: 2 }), 'INVALID_LAYOUT', 'oci:/x/index.json is invalid: /manifests is required');
     throwsCode(at({ schemaVersion: 2, mediaType: MediaType.dockerManifestList, manifests: [] }), 'INVALID_LAYOUT', '/mediaType');
-    throwsCode(at({ schemaVersion: 2, manifests: [{ ...entry, digest: `md5:${'a'.repeat(32)}` }] }), 'INVALID_LAYOUT', '/manifests/0/digest');
+    throwsCode(
+      at({ schemaVersion: 2, manifests: [{ ...entry, digest: `md5:${'a'.repeat(32)}` }] }),
+      'INVALID_LAYOUT',
+      '/manifests/0/digest',
+    );
   });
 });
 
 describe('validateAgainstSchema', () => {
   it('validates a lone descriptor', () => {
     validateAgainstSchema('descriptor', LAYER, 'descriptor d');
-    throwsCode(() => validateAgainstSchema('descriptor', { ...LAYER, size: '3' }, 'descriptor d'), 'INVALID_MANIFEST', 'descriptor d is invalid: /size must be integer');
+    throwsCode(
+      () => validateAgainstSchema('descriptor', { ...LAYER, size: '3' }, 'descriptor d'),
+      'INVALID_MANIFEST',
+      'descriptor d is invalid: /size must be integer',
+    );
     throwsCode(() => validateAgainstSchema('manifest', 'text', 'manifest m'), 'INVALID_MANIFEST', '(top level) must be object');
   });
 });

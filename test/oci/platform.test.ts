@@ -36,7 +36,10 @@ describe('parsePlatform', () => {
 
   for (const bad of ['', 'linux', 'linux/', '/amd64', 'linux/amd64/v8/x', 'linux/amd 64', 'linux//v7', 'linux/amd64/']) {
     it(`refuses ${JSON.stringify(bad)}`, () => {
-      assert.throws(() => parsePlatform(bad), (e) => isLadingError(e, 'USAGE') && e.message.includes('OS/ARCH'));
+      assert.throws(
+        () => parsePlatform(bad),
+        (e) => isLadingError(e, 'USAGE') && e.message.includes('OS/ARCH'),
+      );
     });
   }
 });

@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isLadingError } from '../../src/errors.js';
-import {
-  familiarString,
-  formatReference,
-  parseImageReference,
-  repositoryOf,
-  withDefaultTag,
-} from '../../src/oci/reference.js';
+import { familiarString, formatReference, parseImageReference, repositoryOf, withDefaultTag } from '../../src/oci/reference.js';
 
 const D256 = `sha256:${'a1'.repeat(32)}`;
 const D512 = `sha512:${'0f'.repeat(64)}`;

@@ -1,9 +1,9 @@
 /** oci-archive: round trips, reading by seeking, and refusing hostile or broken tars. */
 import assert from 'node:assert/strict';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
 import { writeImage } from '../../src/build/image-writer.js';
 import { copyImage } from '../../src/copy/copy-image.js';
@@ -84,12 +84,21 @@ describe('oci-archive', () => {
     ['no oci-layout', () => tarOf([{ name: 'index.json', content: '{}' }]), 'INVALID_LAYOUT', /no oci-layout/],
     [
       'a schema-invalid index.json',
-      () => tarOf([{ name: 'oci-layout', content: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'index.json', content: '{"schemaVersion":2,"manifests":[{}]}' }]),
+      () =>
+        tarOf([
+          { name: 'oci-layout', content: '{"imageLayoutVersion":"1.0.0"}' },
+          { name: 'index.json', content: '{"schemaVersion":2,"manifests":[{}]}' },
+        ]),
       'INVALID_LAYOUT',
       /index\.json/,
     ],
     ['gzip bytes', async () => gzipSync(await tarOf([{ name: 'oci-layout', content: '{}' }])), 'INVALID_ARCHIVE', /gzip-compressed/],
-    ['a truncated tar', async () => (await tarOf([{ name: 'oci-layout', content: 'x'.repeat(5000) }])).subarray(0, 2048), 'INVALID_ARCHIVE', /truncated/],
+    [
+      'a truncated tar',
+      async () => (await tarOf([{ name: 'oci-layout', content: 'x'.repeat(5000) }])).subarray(0, 2048),
+      'INVALID_ARCHIVE',
+      /truncated/,
+    ],
     ['random bytes', async () => Buffer.alloc(4096, 7), 'INVALID_ARCHIVE', /checksum/],
   ];
   for (const [what, make, code, message] of hostile) {

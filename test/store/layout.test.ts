@@ -1,7 +1,7 @@
 /** The OCI layout store: resolution, verified writes, links, concurrent writers, fsck and gc. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -35,7 +35,10 @@ describe('layout store', () => {
     assert.equal((await store.resolve(b.digest)).digest, b.digest);
     assert.deepEqual(await store.tags(), ['a', 'b', 'latest']);
     await assert.rejects(store.resolve(undefined), (e) => isLadingError(e, 'AMBIGUOUS') && /tags: a, b, latest/.test(e.message));
-    await assert.rejects(store.resolve('nope'), (e) => isLadingError(e, 'NOT_FOUND') && /tag "nope" not found.*tags: a, b, latest/.test(e.message));
+    await assert.rejects(
+      store.resolve('nope'),
+      (e) => isLadingError(e, 'NOT_FOUND') && /tag "nope" not found.*tags: a, b, latest/.test(e.message),
+    );
 
     const single = await tempDir();
     const s = await LayoutStore.open(single, 'write');
@@ -163,10 +166,16 @@ describe('layout store', () => {
     await s2.pushBlob(stray, Readable.from([Buffer.from('unreferenced')]));
     await s2.close();
     const dry = await gcLayout(s2, { dryRun: true });
-    assert.deepEqual(dry.removed.map((r) => r.digest), [stray.digest]);
+    assert.deepEqual(
+      dry.removed.map((r) => r.digest),
+      [stray.digest],
+    );
     assert.equal(await s2.has(stray), true, 'dry run removes nothing');
     const report = await gcLayout(s2);
-    assert.deepEqual(report.removed.map((r) => r.digest), [stray.digest]);
+    assert.deepEqual(
+      report.removed.map((r) => r.digest),
+      [stray.digest],
+    );
     assert.equal(await s2.has(stray), false);
     await s2.close();
     assert.deepEqual((await fsckLayout(s2)).problems, []);

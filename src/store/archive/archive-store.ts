@@ -12,16 +12,16 @@ import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream, { type Header as TarHeaders } from 'tar-stream';
-import { LadingError, fsError } from '../../errors.js';
+import { fsError, LadingError } from '../../errors.js';
 import { canonicalJson } from '../../oci/canonical-json.js';
 import { DigestVerifier, isDigest, parseDigest, verifiedStream, verifyBytes } from '../../oci/digest.js';
 import { isManifestMediaType } from '../../oci/media-types.js';
 import { parseIndexJson, parseLayoutFile } from '../../oci/parse.js';
 import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES } from '../../oci/types.js';
+import { EMPTY_LAYOUT_INDEX, findInIndex, OCI_LAYOUT_FILE, tagsOf, withImage } from '../layout/index-json.js';
 import { READ_CHUNK } from '../layout/layout-store.js';
-import { EMPTY_LAYOUT_INDEX, OCI_LAYOUT_FILE, findInIndex, tagsOf, withImage } from '../layout/index-json.js';
 import type { Store } from '../store.js';
-import { type TarEntry, indexTar } from './tar-index.js';
+import { indexTar, type TarEntry } from './tar-index.js';
 
 function blobEntryName(digest: string): string {
   const { algorithm, encoded } = parseDigest(digest);
@@ -259,7 +259,20 @@ export class ArchiveWriter implements Store {
 
   private header(name: string, size: number, type: 'file' | 'directory' = 'file'): TarHeaders {
     // Fixed metadata so the same content gives the same archive bytes.
-    return { name, size, type, mode: type === 'file' ? 0o644 : 0o755, mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '', linkname: '', devmajor: 0, devminor: 0 };
+    return {
+      name,
+      size,
+      type,
+      mode: type === 'file' ? 0o644 : 0o755,
+      mtime: new Date(0),
+      uid: 0,
+      gid: 0,
+      uname: '',
+      gname: '',
+      linkname: '',
+      devmajor: 0,
+      devminor: 0,
+    };
   }
 
   private addFile(name: string, bytes: Buffer): Promise<void> {

@@ -18,7 +18,10 @@ export interface FsckReport {
   problems: Problem[];
 }
 
-export async function fsckLayout(store: LayoutStore, options: { onBlob?: (digest: string, size: number) => void } = {}): Promise<FsckReport> {
+export async function fsckLayout(
+  store: LayoutStore,
+  options: { onBlob?: (digest: string, size: number) => void } = {},
+): Promise<FsckReport> {
   const index = await store.readIndex();
   const graph = await reachable(store, index);
   const problems = [...graph.problems];
@@ -43,14 +46,17 @@ export async function fsckLayout(store: LayoutStore, options: { onBlob?: (digest
             message: `blob ${digest} has the wrong length: ${size} bytes, but ${ref.from} says ${ref.descriptor.size}`,
           });
         }
-        const actual = await digestStream(createReadStream(path, { highWaterMark: READ_CHUNK }), digest.startsWith('sha512:') ? 'sha512' : 'sha256');
-        if (actual.digest !== digest) problems.push({ digest, kind: 'corrupt', message: `blob ${digest} is corrupt: its content hashes to ${actual.digest}` });
+        const actual = await digestStream(
+          createReadStream(path, { highWaterMark: READ_CHUNK }),
+          digest.startsWith('sha512:') ? 'sha512' : 'sha256',
+        );
+        if (actual.digest !== digest)
+          problems.push({ digest, kind: 'corrupt', message: `blob ${digest} is corrupt: its content hashes to ${actual.digest}` });
         options.onBlob?.(digest, size);
       }),
     ),
   );
-  const seen = new Set<string>();
-  const unique = problems.filter((p) => (seen.has(p.message) ? false : (seen.add(p.message), true)));
+  const unique = [...new Map(problems.map((p) => [p.message, p])).values()];
   unique.sort((a, b) => a.digest.localeCompare(b.digest) || a.message.localeCompare(b.message));
   return { layout: store.name, blobs: files.length, bytes, referenced: graph.blobs.size, problems: unique };
 }

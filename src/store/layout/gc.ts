@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { LadingError } from '../../errors.js';
 import { listBlobFiles } from './fsck.js';
 import type { LayoutStore } from './layout-store.js';
-import { PRIVATE_DIR, liveWriters, withLayoutLock } from './lock.js';
+import { liveWriters, PRIVATE_DIR, withLayoutLock } from './lock.js';
 import { reachable } from './reachable.js';
 
 export interface GcReport {

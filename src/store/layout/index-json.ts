@@ -43,7 +43,10 @@ export function findInIndex(index: ImageIndex, ref: string | undefined, storeNam
   }
   if (matches[0] === undefined) {
     const tags = tagsOf(index);
-    throw new LadingError('NOT_FOUND', `tag "${ref}" not found in ${storeName}${tags.length ? ` (tags: ${list(tags)})` : ' (it has no tags)'}`);
+    throw new LadingError(
+      'NOT_FOUND',
+      `tag "${ref}" not found in ${storeName}${tags.length ? ` (tags: ${list(tags)})` : ' (it has no tags)'}`,
+    );
   }
   return matches[0];
 }

@@ -11,19 +11,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { type FileHandle, copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { copyFile, type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { LadingError, fsError } from '../../errors.js';
-import { DigestVerifier, isDigest, parseDigest, verifiedStream, verifyBytes } from '../../oci/digest.js';
+import { fsError, LadingError } from '../../errors.js';
 import { canonicalJson } from '../../oci/canonical-json.js';
+import { DigestVerifier, isDigest, parseDigest, verifiedStream, verifyBytes } from '../../oci/digest.js';
 import { isManifestMediaType } from '../../oci/media-types.js';
 import { parseIndexJson, parseLayoutFile } from '../../oci/parse.js';
 import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES } from '../../oci/types.js';
 import type { LocalBlobSink, LocalBlobSource, Store } from '../store.js';
-import { EMPTY_LAYOUT_INDEX, OCI_LAYOUT_FILE, findInIndex, tagsOf, withImage } from './index-json.js';
-import { PRIVATE_DIR, acquireWriterLease, liveWriters, withLayoutLock } from './lock.js';
+import { EMPTY_LAYOUT_INDEX, findInIndex, OCI_LAYOUT_FILE, tagsOf, withImage } from './index-json.js';
+import { acquireWriterLease, liveWriters, PRIVATE_DIR, withLayoutLock } from './lock.js';
 import { reachable } from './reachable.js';
 
 /** Read in large chunks: per-chunk overhead dominates hashing speed with the 64 KiB default. */
@@ -115,7 +115,7 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
 
   async has(desc: Descriptor): Promise<boolean> {
     const st = await stat(this.blobPath(desc.digest)).catch(() => undefined);
-    return st !== undefined && st.isFile() && st.size === desc.size;
+    return st?.isFile() === true && st.size === desc.size;
   }
 
   async pushBlob(desc: Descriptor, content: Readable): Promise<void> {
@@ -328,10 +328,7 @@ function blobUnknown(desc: Descriptor, storeName: string): LadingError {
 }
 
 function manifestTooLarge(desc: Descriptor, storeName: string): LadingError {
-  return new LadingError(
-    'MANIFEST_TOO_LARGE',
-    `manifest ${desc.digest} in ${storeName} is ${desc.size} bytes, over the 4 MiB limit`,
-  );
+  return new LadingError('MANIFEST_TOO_LARGE', `manifest ${desc.digest} in ${storeName} is ${desc.size} bytes, over the 4 MiB limit`);
 }
 
 function mediaTypeField(bytes: Uint8Array): string | undefined {
@@ -369,4 +366,3 @@ async function syncDir(dir: string): Promise<void> {
 async function rmdirIfEmpty(dir: string): Promise<void> {
   await rmdir(dir).catch(() => undefined);
 }
-

@@ -15,7 +15,7 @@ import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LadingError, fsError } from '../../errors.js';
+import { fsError, LadingError } from '../../errors.js';
 
 export const PRIVATE_DIR = '.lading';
 

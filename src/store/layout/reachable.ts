@@ -30,7 +30,8 @@ export async function reachable(store: LayoutStore, index: ImageIndex): Promise<
     const present = await store.localBlobPath(desc);
     if (present === undefined) {
       // Layers with urls (foreign/non-distributable) may legitimately live elsewhere.
-      if (!desc.urls?.length) problems.push({ digest: desc.digest, kind: 'missing', message: `blob ${desc.digest} is missing (referenced by ${from})` });
+      if (!desc.urls?.length)
+        problems.push({ digest: desc.digest, kind: 'missing', message: `blob ${desc.digest} is missing (referenced by ${from})` });
       return;
     }
     if (!isManifestMediaType(desc.mediaType)) return;
