@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -33,4 +34,19 @@ export async function ok(cmd: string, ...args: string[]): Promise<string> {
   const r = await run(cmd, args);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout;
+}
+
+/** Runs lading and returns its stdout, failing the test with its stderr when it exits non-zero. */
+export async function ladingOk(...args: string[]): Promise<string> {
+  const r = await lading(...args);
+  assert.equal(r.code, 0, `lading ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+export async function ladingJson<T>(...args: string[]): Promise<T> {
+  return JSON.parse(await ladingOk(...args)) as T;
+}
+
+export async function ladingDigest(ref: string): Promise<string> {
+  return (await ladingOk('digest', ref)).trim();
 }

@@ -21,7 +21,7 @@ import { after, before, describe, it } from 'node:test';
 import { writeImage, writeIndex } from '../../src/build/image-writer.js';
 import type { Descriptor } from '../../src/oci/types.js';
 import { LayoutStore } from '../../src/store/layout/layout-store.js';
-import { lading, ok } from '../helpers/run.js';
+import { lading, ladingDigest, ladingJson, ladingOk, ok } from '../helpers/run.js';
 
 interface SkopeoInspect {
   Digest: string;
@@ -41,20 +41,6 @@ interface InspectJson {
 interface CopyJson {
   descriptor: { digest: string; mediaType: string };
   manifests: number;
-}
-
-async function ladingOk(...args: string[]): Promise<string> {
-  const r = await lading(...args);
-  assert.equal(r.code, 0, `lading ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
-async function ladingJson<T>(...args: string[]): Promise<T> {
-  return JSON.parse(await ladingOk(...args)) as T;
-}
-
-async function ladingDigest(ref: string): Promise<string> {
-  return (await ladingOk('digest', ref)).trim();
 }
 
 async function ladingTags(location: string): Promise<string[]> {

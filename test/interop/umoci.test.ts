@@ -21,7 +21,7 @@ import { after, before, describe, it } from 'node:test';
 import { writeImage, writeIndex } from '../../src/build/image-writer.js';
 import { LayoutStore } from '../../src/store/layout/layout-store.js';
 import { listRootfs, sha256Hex } from '../helpers/rootfs.js';
-import { lading, ok } from '../helpers/run.js';
+import { lading, ladingDigest, ladingJson, ladingOk, ok } from '../helpers/run.js';
 import { snapshot } from '../helpers/tree.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -44,21 +44,6 @@ interface InspectJson {
   size: number;
   layers?: { digest: string; mediaType: string; size: number }[];
   config?: { digest: string; mediaType: string; size: number; platform?: string; cmd?: string[] | null; env?: string[] };
-}
-
-/** Runs lading and returns its stdout, failing the test with its stderr when it exits non-zero. */
-async function ladingOk(...args: string[]): Promise<string> {
-  const r = await lading(...args);
-  assert.equal(r.code, 0, `lading ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
-async function ladingJson<T>(...args: string[]): Promise<T> {
-  return JSON.parse(await ladingOk(...args)) as T;
-}
-
-async function ladingDigest(ref: string): Promise<string> {
-  return (await ladingOk('digest', ref)).trim();
 }
 
 async function readJson<T>(path: string): Promise<T> {
