@@ -6,7 +6,7 @@
  * never finds a manifest whose children are missing, even if the copy dies halfway. Blobs already present
  * are skipped, which is also what makes a re-run after a crash resume where it stopped.
  */
-import { pipeline, type Readable, Transform } from 'node:stream';
+import { addAbortSignal, pipeline, type Readable, Transform } from 'node:stream';
 import { LadingError } from '../errors.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { parseManifest } from '../oci/parse.js';
@@ -45,11 +45,20 @@ export async function copyImage(src: Store, srcRef: string | undefined, dst: Sto
   const result: CopyResult = { descriptor: await src.resolve(srcRef), manifests: 0, blobs: { copied: 0, linked: 0, skipped: 0 }, bytes: 0 };
   const blobCopies = new Map<string, Promise<void>>();
   const emit = options.onProgress ?? (() => undefined);
+  // The first failure stops the transfers still running, and the copy returns only once every one of
+  // them has settled, so the caller's abort() never races a write still in flight.
+  const failure = new AbortController();
+  const all = async (work: Promise<unknown>[]): Promise<void> => {
+    const results = await Promise.allSettled(work);
+    if (failure.signal.aborted) throw failure.signal.reason;
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  };
 
   const copyBlob = (desc: Descriptor): Promise<void> => {
     let p = blobCopies.get(desc.digest);
     if (p === undefined) {
       p = limit(async () => {
+        failure.signal.throwIfAborted();
         if (await dst.has(desc)) {
           result.blobs.skipped++;
           emit({ type: 'blob', digest: desc.digest, size: desc.size, action: 'skipped' });
@@ -60,11 +69,15 @@ export async function copyImage(src: Store, srcRef: string | undefined, dst: Sto
         if (path !== undefined && isLocalBlobSink(dst)) {
           action = await dst.pushBlobFromFile(desc, path);
         } else {
-          await dst.pushBlob(desc, counted(await src.fetchBlob(desc), desc, emit));
+          const stream = counted(await src.fetchBlob(desc), desc, emit);
+          await dst.pushBlob(desc, addAbortSignal(failure.signal, stream));
         }
         result.blobs[action]++;
         result.bytes += desc.size;
         emit({ type: 'blob', digest: desc.digest, size: desc.size, action });
+      }).catch((e: unknown) => {
+        if (!failure.signal.aborted) failure.abort(e);
+        throw e;
       });
       blobCopies.set(desc.digest, p);
     }
@@ -79,10 +92,10 @@ export async function copyImage(src: Store, srcRef: string | undefined, dst: Sto
         return copyManifest(choosePlatform(parsed.index.manifests, options.platforms, desc, src.name), tags);
       }
       // Children that are not manifests (an index may list any content) are copied as plain blobs.
-      await Promise.all(parsed.index.manifests.map((m) => (isManifestMediaType(m.mediaType) ? copyManifest(m, undefined) : copyBlob(m))));
+      await all(parsed.index.manifests.map((m) => (isManifestMediaType(m.mediaType) ? copyManifest(m, undefined) : copyBlob(m))));
     } else {
       const { config, layers } = parsed.manifest;
-      await Promise.all([config, ...layers].map((d) => copyBlob(d)));
+      await all([config, ...layers].map((d) => copyBlob(d)));
     }
     const pushed: Descriptor = { mediaType: parsed.descriptor.mediaType, digest: desc.digest, size: desc.size };
     await dst.pushManifest(pushed, bytes, tags === undefined ? {} : { tags, root: true });

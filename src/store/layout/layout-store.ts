@@ -140,12 +140,10 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
    * before it gets its name, so a corrupt source is refused exactly as a streamed one would be.
    */
   async pushBlobFromFile(desc: Descriptor, source: string): Promise<'linked' | 'copied'> {
-    const { path: tmp, fh } = await this.createTemp(desc.digest);
-    await fh.close();
-    await unlink(tmp);
+    const tmp = await this.tempPath(desc.digest);
     let how = 'linked' as 'linked' | 'copied';
     try {
-      await link(source, tmp).catch(async (e: NodeJS.ErrnoException) => {
+      await this.inTempDir(() => link(source, tmp)).catch(async (e: NodeJS.ErrnoException) => {
         if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes(e.code ?? '')) throw e;
         how = 'copied';
         await copyFile(source, tmp, constants.COPYFILE_FICLONE);
@@ -272,19 +270,29 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
     this.lease = await acquireWriterLease(this.dir);
   }
 
-  /**
-   * Creates a new temp file in the layout's private directory. Another process closing its store may
-   * remove that directory when it looks idle, so a missing directory is re-created and the open retried.
-   */
-  private async createTemp(hint: string): Promise<{ path: string; fh: FileHandle }> {
+  /** A new, unused name in the layout's private temp directory (same filesystem as blobs/, so rename is atomic). */
+  private async tempPath(hint: string): Promise<string> {
     await this.init();
-    const dir = join(this.dir, PRIVATE_DIR, 'tmp');
     const name = `${hint.replace(/^sha\d+:/, '').slice(0, 16)}-${randomBytes(6).toString('hex')}`;
+    return join(this.dir, PRIVATE_DIR, 'tmp', name);
+  }
+
+  private async createTemp(hint: string): Promise<{ path: string; fh: FileHandle }> {
+    const path = await this.tempPath(hint);
+    return { path, fh: await this.inTempDir(() => open(path, 'wx')) };
+  }
+
+  /**
+   * Runs an operation that creates a file in the temp directory. Another process closing its store may
+   * remove that directory when it looks idle, so a missing directory is re-created and the call retried.
+   */
+  private async inTempDir<T>(create: () => Promise<T>): Promise<T> {
+    const dir = join(this.dir, PRIVATE_DIR, 'tmp');
     for (let attempt = 0; ; attempt++) {
       try {
-        return { path: join(dir, name), fh: await open(join(dir, name), 'wx') };
+        return await create();
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 3) throw fsError(e, 'create a temp file in', dir);
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 3) throw fsError(e, 'create a file in', dir);
         await mkdir(dir, { recursive: true });
       }
     }
