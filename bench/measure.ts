@@ -1,40 +1,39 @@
 /**
  * Timing helpers for the benchmarks. Whole commands are timed by wall clock around the child process
  * (spawn to exit, so start-up cost counts: it is what a user waits for); in-process work by
- * process.hrtime. A pair of contenders runs alternately, A B A B ..., so that drift in the machine
+ * process.hrtime. Contenders run alternately, A B A B ..., so that drift in the machine
  * (page cache, writeback, a noisy neighbour on the VM) hits both sides alike, and the median is
  * reported because a single slow outlier should not move the result.
  */
 import { spawn, spawnSync } from 'node:child_process';
 
 export interface Contender {
+  /** Shown in progress lines. */
+  label: string;
   /** Untimed preparation before each run (removing the previous destination, sync). */
   prepare?: () => Promise<void>;
   /** The timed work; resolves when it is done, rejects when it failed. */
   run: () => Promise<void>;
 }
 
-export interface PairResult {
-  a: number[];
-  b: number[];
-}
-
-/** Runs `a` and `b` alternately `runs` times each; returns seconds per run. */
+/**
+ * Runs the contenders in turn, A B (C) A B (C) ..., `runs` times each; returns seconds per run, one
+ * array per contender in the order given.
+ */
 export async function alternate(
   runs: number,
-  a: Contender,
-  b: Contender,
-  onRun?: (side: 'a' | 'b', s: number) => void,
-): Promise<PairResult> {
-  const result: PairResult = { a: [], b: [] };
+  contenders: readonly Contender[],
+  onRun?: (c: Contender, s: number) => void,
+): Promise<number[][]> {
+  const result = contenders.map(() => [] as number[]);
   for (let i = 0; i < runs; i++) {
-    for (const [side, c] of [['a', a] as const, ['b', b] as const]) {
+    for (const [k, c] of contenders.entries()) {
       await c.prepare?.();
       const t0 = process.hrtime.bigint();
       await c.run();
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      result[side].push(s);
-      onRun?.(side, s);
+      result[k]?.push(s);
+      onRun?.(c, s);
     }
   }
   return result;

@@ -230,6 +230,8 @@ export class ArchiveWriter implements Store {
       const fh = await open(this.tmp, 'r+');
       await fh.sync().finally(() => fh.close());
       await rename(this.tmp, this.file);
+      const dir = await open(dirname(this.file), 'r');
+      await dir.sync().finally(() => dir.close());
     } catch (e) {
       await rm(this.tmp, { force: true });
       throw fsError(e, 'write', this.file);

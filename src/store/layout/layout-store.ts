@@ -198,6 +198,8 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
     await this.init();
     await withLayoutLock(this.dir, async () => {
       const next = change(await this.readIndex());
+      // Blob renames become durable before the index that references them does (power loss, not just kill -9).
+      for (const alg of await readdir(join(this.dir, 'blobs')).catch(() => [] as string[])) await syncDir(join(this.dir, 'blobs', alg));
       const { path: tmp, fh } = await this.createTemp('index.json');
       try {
         await fh.writeFile(`${canonicalJson(next)}\n`);
