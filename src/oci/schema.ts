@@ -148,7 +148,7 @@ function escapePointer(token: string): string {
 
 /** RFC 3986 absolute URI: a scheme, then no whitespace or control characters, and WHATWG-parseable. */
 function isAbsoluteUri(s: string): boolean {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
   return /^[A-Za-z][A-Za-z0-9+.-]*:[^\s\u0000-\u001f\u007f]*$/.test(s) && URL.canParse(s);
 }
 
