@@ -22,7 +22,11 @@ export type ErrorCode =
   | 'LOCKED'
   | 'IO'
   | 'USAGE'
-  | 'NO_MATCHING_PLATFORM';
+  | 'NO_MATCHING_PLATFORM'
+  | 'AUTH'
+  | 'REGISTRY'
+  | 'CREDENTIALS'
+  | 'INVALID_MIRROR_SET';
 
 export class LadingError extends Error {
   override readonly name = 'LadingError';

@@ -1,65 +1,104 @@
-/** `lading copy SRC DST`: one image between any two stores. */
+/** `lading copy SRC DST`: one image between any two of docker://, oci: and oci-archive:. */
 import type { Command } from 'commander';
-import { type CopyResult, copyImage } from '../copy/copy-image.js';
+import { type CopyResult, CopySession } from '../copy/copy-session.js';
 import { LadingError } from '../errors.js';
 import { isDigest } from '../oci/digest.js';
 import { parsePlatform } from '../oci/platform.js';
-import { openStore, parseTransportRef, refWithinStore } from '../store/transport.js';
-import { formatBytes, type OutputFormat, printJson, progressPrinter } from './output.js';
+import { type TransportRef, openStore, parseTransportRef, refWithinStore } from '../store/transport.js';
+import { type OutputFormat, formatBytes, printJson, progressPrinter } from './output.js';
+import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';
 
-interface CopyFlags {
+interface CopyFlags extends RegistryFlags {
   all?: boolean;
   platform?: string[];
   link: boolean;
+  referrers: boolean;
+  dryRun?: boolean;
+  jobs: string;
   quiet?: boolean;
   output: OutputFormat;
 }
 
 export function registerCopyCommand(program: Command): void {
-  program
+  const cmd = program
     .command('copy')
-    .description('copy an image between OCI layouts and archives, verifying every byte')
-    .argument('<src>', 'source: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG]')
-    .argument('<dst>', 'destination: oci:DIR[:TAG], oci-archive:FILE[:TAG]')
+    .description('copy an image, with its signatures and referrers, between registries, OCI layouts and archives')
+    .argument('<src>', 'source: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG]')
+    .argument('<dst>', 'destination: docker://HOST/REPO[:TAG], oci:DIR[:TAG], oci-archive:FILE[:TAG]')
     .option('--all', 'copy every image of an index, keeping the index whole')
     .option('--platform <platform...>', 'os/arch[/variant]: copy the image for this platform of an index (default: this machine)')
     .option('--no-link', 'always copy bytes, never hard-link blobs between layouts on one filesystem')
+    .option('--no-referrers', 'leave referrers and cosign signature tags behind')
+    .option('--dry-run', 'print what would be copied, skipped and mounted; write nothing')
+    .option('-j, --jobs <n>', 'blob transfers at once per destination', '6')
     .option('-q, --quiet', 'no progress output')
-    .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (srcInput: string, dstInput: string, flags: CopyFlags) => {
-      if (flags.all && flags.platform) throw new LadingError('USAGE', '--all and --platform exclude each other');
-      const srcRef = parseTransportRef(srcInput);
-      const dstRef = parseTransportRef(dstInput);
-      const dstTag = refWithinStore(dstRef);
-      if (dstTag !== undefined && isDigest(dstTag)) {
-        throw new LadingError('USAGE', `destination ${dstInput} names a digest: name a tag, or no tag at all`);
-      }
-      const src = await openStore(srcRef, 'read');
+    .option('-o, --output <format>', 'text or json', 'text');
+  addRegistryFlags(cmd).action(async (srcInput: string, dstInput: string, flags: CopyFlags) => {
+    if (flags.all && flags.platform) throw new LadingError('USAGE', '--all and --platform exclude each other');
+    const srcRef = parseTransportRef(srcInput);
+    const dstRef = parseTransportRef(dstInput);
+    const dstTag =
+      dstRef.transport === 'docker' ? (dstRef.image.digest ? undefined : (dstRef.image.tag ?? 'latest')) : refWithinStore(dstRef);
+    if (dstTag !== undefined && isDigest(dstTag)) {
+      throw new LadingError('USAGE', `destination ${dstInput} names a digest: name a tag, or no tag at all`);
+    }
+    const client = registryClient(flags, { src: hostOf(srcRef), dest: hostOf(dstRef) });
+    try {
+      const src = await openStore(srcRef, 'read', { registry: client });
       try {
-        const dst = await openStore(dstRef, 'write');
+        const dst = await openStore(dstRef, 'write', { registry: client });
         let result: CopyResult;
         try {
           const progress = progressPrinter(flags.quiet ?? false);
-          result = await copyImage(src, refWithinStore(srcRef), dst, {
-            platforms: flags.all ? 'all' : flags.platform?.map(parsePlatform),
-            tags: dstTag === undefined ? [] : [dstTag],
+          const session = new CopySession({
             link: flags.link,
+            referrers: flags.referrers,
+            dryRun: flags.dryRun ?? false,
+            jobs: positive(flags.jobs, '--jobs'),
             ...(progress && { onProgress: progress }),
-          } as Parameters<typeof copyImage>[3]);
-          await dst.close();
+          });
+          result = await session.copy(src, refWithinStore(srcRef), dst, {
+            ...(flags.all ? { platforms: 'all' as const } : flags.platform ? { platforms: flags.platform.map(parsePlatform) } : {}),
+            tags: dstTag === undefined ? [] : [dstTag],
+          });
+          if (flags.dryRun) await dst.abort();
+          else await dst.close();
         } catch (e) {
           await dst.abort();
           throw e;
         }
-        if (flags.output === 'json') printJson({ source: srcInput, destination: dstInput, ...result });
-        else {
-          const b = result.blobs;
-          process.stdout.write(
-            `${result.descriptor.digest}  ${dst.name}${dstTag ? `:${dstTag}` : ''}  (${result.manifests} manifests; blobs: ${b.copied} copied, ${b.linked} linked, ${b.skipped} already there; ${formatBytes(result.bytes)})\n`,
-          );
-        }
+        printResult(result, srcInput, dstInput, flags);
       } finally {
         await src.close();
       }
-    });
+    } finally {
+      await client.close();
+    }
+  });
+}
+
+function printResult(result: CopyResult, srcInput: string, dstInput: string, flags: CopyFlags): void {
+  if (flags.output === 'json') return printJson({ source: srcInput, destination: dstInput, dryRun: flags.dryRun ?? false, ...result });
+  const b = result.blobs;
+  if (flags.dryRun) {
+    for (const p of result.plan) process.stdout.write(`${p.action.padEnd(8)} ${p.kind.padEnd(8)} ${p.digest}  ${formatBytes(p.size)}\n`);
+    const bytes = result.plan.filter((p) => p.kind === 'blob' && p.action === 'copied').reduce((n, p) => n + p.size, 0);
+    process.stdout.write(
+      `dry run: would copy ${b.copied} blobs (${formatBytes(bytes)}), link ${b.linked}, mount ${b.mounted}, skip ${b.skipped}\n`,
+    );
+    return;
+  }
+  process.stdout.write(
+    `${result.descriptor.digest}  ${dstInput}  (${result.manifests} manifests; blobs: ${b.copied} copied, ${b.linked} linked, ${b.mounted} mounted, ${b.skipped} already there; ${result.attached} referrers/signatures; ${formatBytes(result.bytes)})\n`,
+  );
+}
+
+export function hostOf(t: TransportRef): string | undefined {
+  return t.transport === 'docker' ? t.image.domain : undefined;
+}
+
+export function positive(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new LadingError('USAGE', `${flag} takes a whole number of at least 1`);
+  return n;
 }

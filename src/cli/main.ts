@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { registerCopyCommand } from './copy-command.js';
 import { registerImageCommands } from './image-commands.js';
 import { registerLayoutCommands } from './layout-commands.js';
+import { registerMirrorCommand } from './mirror-command.js';
 import { reportError } from './output.js';
 import { registerQuickstart } from './quickstart.js';
 
@@ -16,6 +17,7 @@ const program = new Command('lading')
 
 registerImageCommands(program);
 registerCopyCommand(program);
+registerMirrorCommand(program);
 registerLayoutCommands(program);
 registerQuickstart(program);
 

@@ -45,6 +45,11 @@ export interface Store {
   abort(): Promise<void>;
 }
 
+/** An optional capability: a store that can list the manifests whose `subject` is a given manifest. */
+export interface ReferrerSource {
+  referrers(subject: Descriptor): Promise<Descriptor[]>;
+}
+
 /** An optional capability: a store whose blobs are plain local files, so a copy may link instead of stream. */
 export interface LocalBlobSource {
   localBlobPath(desc: Descriptor): Promise<string | undefined>;

@@ -8,6 +8,8 @@ import { isDigest, parseDigest } from '../oci/digest.js';
 import { formatReference, type ImageReference, parseImageReference } from '../oci/reference.js';
 import { ArchiveReader, ArchiveWriter } from './archive/archive-store.js';
 import { LayoutStore } from './layout/layout-store.js';
+import { RegistryClient } from './registry/client.js';
+import { RegistryStore } from './registry/registry-store.js';
 import type { Store } from './store.js';
 
 export type TransportRef =
@@ -71,16 +73,21 @@ export function refWithinStore(t: TransportRef): string | undefined {
   return t.image.digest ?? t.image.tag ?? 'latest';
 }
 
-export async function openStore(t: TransportRef, mode: 'read' | 'write'): Promise<Store> {
+/** What opening a store may share across a run: the registry client (connections, tokens, TLS). */
+export interface OpenContext {
+  registry?: RegistryClient;
+}
+
+export async function openStore(t: TransportRef, mode: 'read' | 'write', context: OpenContext = {}): Promise<Store> {
   switch (t.transport) {
     case 'oci':
       return LayoutStore.open(t.path, mode);
     case 'oci-archive':
       return mode === 'read' ? ArchiveReader.open(t.path) : ArchiveWriter.create(t.path);
-    case 'docker':
-      throw new LadingError(
-        'UNSUPPORTED_TRANSPORT',
-        `docker:// (${formatReference(t.image)}) needs the registry store, which this version of lading does not have yet: use oci: or oci-archive:`,
-      );
+    case 'docker': {
+      const access = mode === 'write' ? 'push' : 'pull';
+      if (context.registry !== undefined) return new RegistryStore(context.registry, t.image.domain, t.image.path, access);
+      return new RegistryStore(new RegistryClient(), t.image.domain, t.image.path, access, true);
+    }
   }
 }

@@ -18,7 +18,7 @@ import { DigestVerifier, isDigest, parseDigest, verifiedStream, verifyBytes } fr
 import { isManifestMediaType } from '../../oci/media-types.js';
 import { parseIndexJson, parseLayoutFile } from '../../oci/parse.js';
 import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES } from '../../oci/types.js';
-import { EMPTY_LAYOUT_INDEX, findInIndex, OCI_LAYOUT_FILE, tagsOf, withImage } from '../layout/index-json.js';
+import { EMPTY_LAYOUT_INDEX, findInIndex, OCI_LAYOUT_FILE, referrersInIndex, tagsOf, withImage } from '../layout/index-json.js';
 import { READ_CHUNK } from '../layout/layout-store.js';
 import type { Store } from '../store.js';
 import { indexTar, type TarEntry } from './tar-index.js';
@@ -105,6 +105,10 @@ export class ArchiveReader implements Store {
 
   async has(desc: Descriptor): Promise<boolean> {
     return this.blobEntry(desc.digest)?.size === desc.size;
+  }
+
+  async referrers(subject: Descriptor): Promise<Descriptor[]> {
+    return referrersInIndex(await this.readIndex(), subject.digest, (d) => this.fetchManifest(d));
   }
 
   async tags(): Promise<string[]> {

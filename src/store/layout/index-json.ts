@@ -52,24 +52,59 @@ export function findInIndex(index: ImageIndex, ref: string | undefined, storeNam
 }
 
 /**
- * Records `desc` in the index: under each tag (replacing what the tag named before), or untagged when no
+ * Records `desc` (with its annotations, e.g. where a mirrored image came from) in the index: under each tag (replacing what the tag named before), or untagged when no
  * tag is given (once per digest), the way skopeo records an `oci:DIR` destination without a tag.
  */
 export function withImage(index: ImageIndex, desc: Descriptor, tags: readonly string[]): ImageIndex {
   const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
   if (desc.artifactType !== undefined) entry.artifactType = desc.artifactType;
   if (desc.platform !== undefined) entry.platform = desc.platform;
+  const { [Annotation.refName]: _, ...annotations } = desc.annotations ?? {};
+  if (Object.keys(annotations).length > 0) entry.annotations = annotations;
   let manifests = index.manifests;
   if (tags.length === 0) {
     const present = manifests.some((m) => m.digest === desc.digest && m.annotations?.[Annotation.refName] === undefined);
     if (!present) manifests = [...manifests, entry];
   } else {
     manifests = manifests.filter((m) => !tags.includes(m.annotations?.[Annotation.refName] ?? '\0'));
-    for (const tag of tags) manifests.push({ ...entry, annotations: { [Annotation.refName]: tag } });
+    for (const tag of tags) manifests.push({ ...entry, annotations: { ...annotations, [Annotation.refName]: tag } });
   }
   return { ...index, manifests };
 }
 
 function list(tags: string[]): string {
   return tags.length > 8 ? `${tags.slice(0, 8).join(', ')}, …` : tags.join(', ');
+}
+
+/**
+ * Referrers in a layout: the top-level entries whose manifest names `subject`, described as the
+ * referrers API would (artifactType from the manifest, or its config media type; its annotations).
+ */
+export async function referrersInIndex(
+  index: ImageIndex,
+  subject: string,
+  read: (desc: Descriptor) => Promise<Uint8Array>,
+): Promise<Descriptor[]> {
+  const out: Descriptor[] = [];
+  const seen = new Set<string>();
+  for (const entry of index.manifests) {
+    if (seen.has(entry.digest) || entry.mediaType !== MediaType.ociManifest) continue;
+    seen.add(entry.digest);
+    let m: { subject?: { digest?: string }; artifactType?: string; config?: { mediaType?: string }; annotations?: Record<string, string> };
+    try {
+      m = JSON.parse(Buffer.from(await read(entry)).toString('utf8')) as typeof m;
+    } catch {
+      continue; // fsck reports unreadable manifests; a referrer query is not the place
+    }
+    if (m.subject?.digest !== subject) continue;
+    const artifactType = m.artifactType ?? m.config?.mediaType;
+    out.push({
+      mediaType: entry.mediaType,
+      digest: entry.digest,
+      size: entry.size,
+      ...(artifactType !== undefined && { artifactType }),
+      ...(m.annotations !== undefined && { annotations: m.annotations }),
+    });
+  }
+  return out;
 }

@@ -22,7 +22,7 @@ import { isManifestMediaType } from '../../oci/media-types.js';
 import { parseIndexJson, parseLayoutFile } from '../../oci/parse.js';
 import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES } from '../../oci/types.js';
 import type { LocalBlobSink, LocalBlobSource, Store } from '../store.js';
-import { EMPTY_LAYOUT_INDEX, findInIndex, OCI_LAYOUT_FILE, tagsOf, withImage } from './index-json.js';
+import { EMPTY_LAYOUT_INDEX, findInIndex, OCI_LAYOUT_FILE, referrersInIndex, tagsOf, withImage } from './index-json.js';
 import { acquireWriterLease, liveWriters, PRIVATE_DIR, withLayoutLock } from './lock.js';
 import { reachable } from './reachable.js';
 
@@ -181,6 +181,10 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
     }
     const tags = options.tags ?? [];
     if (tags.length > 0 || options.root) await this.updateIndex((index) => withImage(index, desc, tags));
+  }
+
+  async referrers(subject: Descriptor): Promise<Descriptor[]> {
+    return referrersInIndex(await this.readIndex(), subject.digest, (d) => this.fetchManifest(d));
   }
 
   async tags(): Promise<string[]> {

@@ -1,0 +1,251 @@
+/**
+ * The one copy engine: every command that moves content (copy, mirror) runs through a CopySession.
+ *
+ * - Order keeps a destination consistent: blobs before the manifest naming them, manifests before the
+ *   index listing them, so a reader never finds a manifest whose children are missing, even mid-crash.
+ * - Manifests are copied byte for byte; digests are never changed by re-serializing.
+ * - Blobs are deduplicated across every image of the session; blobs the destination has are skipped
+ *   (which also makes a re-run resume where a killed one stopped); within a registry, mounted.
+ * - An image whose manifest a registry destination already holds is complete (registries refuse a
+ *   manifest whose blobs are missing), so a re-run costs a request or two per image.
+ * - Referrers (API or tag schema) and legacy cosign tags (`sha256-<hex>.sig|.att|.sbom`) of every
+ *   manifest copied come along, unless turned off.
+ * - One image's failure stops that image's transfers and is reported; other images carry on (the caller
+ *   decides whether to go on, as `mirror --keep-going` does).
+ */
+import { LadingError } from '../errors.js';
+import { parseDigest } from '../oci/digest.js';
+import { isManifestMediaType } from '../oci/media-types.js';
+import { parseManifest } from '../oci/parse.js';
+import { formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
+import type { Descriptor, Platform } from '../oci/types.js';
+import { RegistryStore } from '../store/registry/registry-store.js';
+import type { ReferrerSource, Store } from '../store/store.js';
+import { type BlobAction, type TransferContext, planBlob, transferBlob } from './blob-transfer.js';
+import { concurrencyLimit } from './limit.js';
+import type { ProgressListener } from './progress.js';
+
+export interface SessionOptions {
+  /** Blob transfers at once per destination registry (or local destination); default 6. */
+  jobs?: number;
+  /** Link local files instead of copying them when both stores are on one filesystem (default true). */
+  link?: boolean;
+  /** Walk and report what would be done; write nothing. */
+  dryRun?: boolean;
+  /** Copy referrers and cosign tags of every manifest copied (default true). */
+  referrers?: boolean;
+  onProgress?: ProgressListener;
+}
+
+export interface ImageCopyOptions {
+  /**
+   * 'all' keeps an index whole. A list picks platforms: by default the first match alone is copied and
+   * becomes the destination's root (skopeo --platform); with keepIndex the index itself is copied byte
+   * for byte with only the matching children (digest preserved, the rest absent).
+   * Default: this machine's platform, as skopeo does.
+   */
+  platforms?: 'all' | Platform[];
+  keepIndex?: boolean;
+  /** Tags to give the image in the destination. */
+  tags?: readonly string[];
+  /** Annotations for the image's entry in a layout's index.json (registries have no such place). */
+  annotations?: Record<string, string>;
+}
+
+export interface PlanEntry {
+  digest: string;
+  size: number;
+  kind: 'manifest' | 'blob';
+  action: BlobAction | 'pushed';
+}
+
+export interface CopyResult {
+  /** The descriptor the destination now holds at its root. */
+  descriptor: Descriptor;
+  manifests: number;
+  blobs: Record<BlobAction, number>;
+  /** Bytes moved (copied or linked and re-hashed; mounted and skipped blobs do not count). */
+  bytes: number;
+  /** Referrer manifests and cosign-tagged manifests copied along. */
+  attached: number;
+  /** What was done (or, with dryRun, what would be). */
+  plan: PlanEntry[];
+}
+
+const COSIGN_SUFFIXES = ['sig', 'att', 'sbom'];
+
+export class CopySession {
+  private readonly blobs = new Map<string, Promise<BlobAction>>();
+  private readonly limits = new Map<string, <T>(task: () => Promise<T>) => Promise<T>>();
+  /** digest -> repositories of a registry host where this run has put it, for cross-repository mounts. */
+  private readonly placed = new Map<string, Set<string>>();
+  private readonly tagCache = new Map<Store, Promise<Set<string>>>();
+
+  constructor(private readonly options: SessionOptions = {}) {}
+
+  async copy(src: Store, srcRef: string | undefined, dst: Store, image: ImageCopyOptions = {}): Promise<CopyResult> {
+    const failure = new AbortController();
+    const result: CopyResult = {
+      descriptor: await src.resolve(srcRef),
+      manifests: 0,
+      blobs: { skipped: 0, mounted: 0, linked: 0, copied: 0 },
+      bytes: 0,
+      attached: 0,
+      plan: [],
+    };
+    const emit = this.options.onProgress ?? (() => undefined);
+    const ctx: TransferContext = {
+      link: this.options.link !== false,
+      signal: failure.signal,
+      emit,
+      mountSources: (digest, host) => [...(this.placed.get(`${host}\0${digest}`) ?? [])],
+    };
+    // Settle everything this image started before returning: the caller's abort() must not race a write.
+    const all = async (work: Promise<unknown>[]): Promise<void> => {
+      const results = await Promise.allSettled(work);
+      if (failure.signal.aborted) throw failure.signal.reason;
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
+    };
+    const fail = (e: unknown) => {
+      if (!failure.signal.aborted) failure.abort(e);
+      throw e;
+    };
+
+    const copyBlob = async (desc: Descriptor): Promise<void> => {
+      const key = `${dst.name}\0${desc.digest}`;
+      for (;;) {
+        let p = this.blobs.get(key);
+        if (p === undefined) {
+          p = this.limitFor(dst)(() => (this.options.dryRun ? planBlob(src, dst, desc, ctx) : transferBlob(src, dst, desc, ctx)));
+          this.blobs.set(key, p);
+          // A transfer stopped because another image failed may be wanted again by this one.
+          p.catch(() => failure.signal.aborted && this.blobs.get(key) === p && this.blobs.delete(key));
+          const action = await p.catch(fail);
+          result.blobs[action]++;
+          if (action === 'copied' || action === 'linked') result.bytes += desc.size;
+          result.plan.push({ digest: desc.digest, size: desc.size, kind: 'blob', action });
+          if (dst instanceof RegistryStore) this.remember(dst, desc.digest);
+          emit({ type: 'blob', digest: desc.digest, size: desc.size, action: action === 'mounted' ? 'linked' : action });
+          return;
+        }
+        try {
+          await p; // another image is moving this blob already
+          return;
+        } catch (e) {
+          if (failure.signal.aborted || this.blobs.has(key)) fail(e);
+        }
+      }
+    };
+
+    const copyManifest = async (desc: Descriptor, tags: readonly string[] | undefined, top: boolean): Promise<Descriptor> => {
+      const bytes = await src.fetchManifest(desc);
+      const parsed = parseManifest(bytes, desc, `manifest ${desc.digest} in ${src.name}`);
+      const pushed: Descriptor = { mediaType: parsed.descriptor.mediaType, digest: desc.digest, size: desc.size };
+      if (top && image.annotations !== undefined) pushed.annotations = image.annotations;
+      if (parsed.kind === 'index' && top && image.platforms !== 'all' && !image.keepIndex) {
+        return copyManifest(choosePlatform(parsed.index.manifests, image.platforms, desc, src.name), tags, true);
+      }
+      if (await this.alreadyComplete(dst, pushed, tags)) {
+        result.plan.push({ digest: desc.digest, size: desc.size, kind: 'manifest', action: 'skipped' });
+      } else {
+        if (parsed.kind === 'index') {
+          const wanted = parsed.index.manifests.filter((m) => keepChild(m, image));
+          await all(wanted.map((m) => (isManifestMediaType(m.mediaType) ? copyManifest(m, undefined, false) : copyBlob(m))));
+        } else {
+          await all([parsed.manifest.config, ...parsed.manifest.layers].map((d) => copyBlob(d)));
+        }
+        if (!this.options.dryRun) await dst.pushManifest(pushed, bytes, tags === undefined ? {} : { tags, root: true }).catch(fail);
+        result.plan.push({ digest: desc.digest, size: desc.size, kind: 'manifest', action: 'pushed' });
+        result.manifests++;
+        emit({ type: 'manifest', digest: desc.digest, mediaType: pushed.mediaType, size: desc.size });
+      }
+      if (this.options.referrers !== false) await copyAttached(pushed);
+      return pushed;
+    };
+
+    /** Referrers and cosign-tagged signatures, attestations and SBOMs of a manifest. */
+    const copyAttached = async (subject: Descriptor): Promise<void> => {
+      const attached: { desc: Descriptor; tag?: string }[] = [];
+      if (hasReferrers(src)) for (const r of await src.referrers(subject)) attached.push({ desc: r });
+      const tags = await this.tagsOf(src);
+      const { algorithm, encoded } = parseDigest(subject.digest);
+      for (const suffix of COSIGN_SUFFIXES) {
+        const tag = `${algorithm}-${encoded}.${suffix}`;
+        if (tags.has(tag)) attached.push({ desc: await src.resolve(tag), tag });
+      }
+      for (const a of attached) {
+        if (!isManifestMediaType(a.desc.mediaType)) continue;
+        // Untagged referrers are still recorded at the destination's top level, so they can be found.
+        await copyManifest(a.desc, a.tag === undefined ? [] : [a.tag], false);
+        result.attached++;
+      }
+    };
+
+    result.descriptor = await copyManifest(result.descriptor, image.tags ?? [], true);
+    return result;
+  }
+
+  /** The destination holds this manifest (under the tags asked for) and will not hold it half-copied. */
+  private async alreadyComplete(dst: Store, desc: Descriptor, tags: readonly string[] | undefined): Promise<boolean> {
+    if (!(dst instanceof RegistryStore)) return false; // a layout may lack blobs it references: walk it
+    if (tags !== undefined && tags.length > 0) {
+      for (const tag of tags) {
+        const found = await dst.resolve(tag).catch((e: unknown) => {
+          if (e instanceof LadingError && e.code === 'NOT_FOUND') return undefined;
+          throw e;
+        });
+        if (found?.digest !== desc.digest) return false;
+      }
+      return true;
+    }
+    return dst.has(desc);
+  }
+
+  private limitFor(dst: Store): <T>(task: () => Promise<T>) => Promise<T> {
+    const key = dst instanceof RegistryStore ? dst.host : 'local';
+    let limit = this.limits.get(key);
+    if (limit === undefined) {
+      limit = concurrencyLimit(this.options.jobs ?? 6);
+      this.limits.set(key, limit);
+    }
+    return limit;
+  }
+
+  private remember(dst: RegistryStore, digest: string): void {
+    const key = `${dst.host}\0${digest}`;
+    let set = this.placed.get(key);
+    if (set === undefined) this.placed.set(key, (set = new Set()));
+    set.add(dst.repository);
+  }
+
+  private tagsOf(src: Store): Promise<Set<string>> {
+    let p = this.tagCache.get(src);
+    if (p === undefined) {
+      p = src.tags().then((t) => new Set(t));
+      this.tagCache.set(src, p);
+    }
+    return p;
+  }
+}
+
+function hasReferrers(s: Store): s is Store & ReferrerSource {
+  return typeof (s as Partial<ReferrerSource>).referrers === 'function';
+}
+
+function keepChild(m: Descriptor, image: ImageCopyOptions): boolean {
+  if (image.platforms === undefined || image.platforms === 'all' || !image.keepIndex) return true;
+  return m.platform !== undefined && image.platforms.some((p) => platformMatches(p, m.platform as Platform));
+}
+
+function choosePlatform(entries: Descriptor[], wanted: Platform[] | undefined, index: Descriptor, storeName: string): Descriptor {
+  const wants = wanted ?? [hostPlatform()];
+  for (const want of wants) {
+    const found = entries.find((m) => m.platform !== undefined && platformMatches(want, m.platform));
+    if (found !== undefined) return found;
+  }
+  const have = entries.flatMap((m) => (m.platform ? [formatPlatform(m.platform)] : []));
+  throw new LadingError(
+    'NO_MATCHING_PLATFORM',
+    `no image for ${wants.map(formatPlatform).join(' or ')} in index ${index.digest} of ${storeName} (it has ${have.join(', ') || 'no platforms'}): pass --platform or --all`,
+  );
+}
