@@ -6,10 +6,10 @@ export type CopyOptions = SessionOptions & ImageCopyOptions;
 export type { CopyResult };
 
 export function copyImage(src: Store, srcRef: string | undefined, dst: Store, options: CopyOptions = {}): Promise<CopyResult> {
-  const { platforms, keepIndex, tags, ...session } = options;
+  const { platforms, filterIndex, tags, ...session } = options;
   const image: ImageCopyOptions = {
     ...(platforms !== undefined && { platforms }),
-    ...(keepIndex !== undefined && { keepIndex }),
+    ...(filterIndex !== undefined && { filterIndex }),
     ...(tags !== undefined && { tags }),
   };
   return new CopySession(session).copy(src, srcRef, dst, image);

@@ -14,11 +14,12 @@
  *   decides whether to go on, as `mirror --keep-going` does).
  */
 import { LadingError } from '../errors.js';
-import { parseDigest } from '../oci/digest.js';
+import { canonicalJsonBytes } from '../oci/canonical-json.js';
+import { digestOf, parseDigest } from '../oci/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { parseManifest } from '../oci/parse.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
-import type { Descriptor, Platform } from '../oci/types.js';
+import type { Descriptor, ImageIndex, Platform } from '../oci/types.js';
 import { RegistryStore } from '../store/registry/registry-store.js';
 import type { ReferrerSource, Store } from '../store/store.js';
 import { type BlobAction, type TransferContext, planBlob, transferBlob } from './blob-transfer.js';
@@ -40,12 +41,13 @@ export interface SessionOptions {
 export interface ImageCopyOptions {
   /**
    * 'all' keeps an index whole. A list picks platforms: by default the first match alone is copied and
-   * becomes the destination's root (skopeo --platform); with keepIndex the index itself is copied byte
-   * for byte with only the matching children (digest preserved, the rest absent).
+   * becomes the destination's root (skopeo --platform). With filterIndex (mirror sets) every match is
+   * kept: one match is copied alone, all of them keep the index as it is, and a subset gets a new
+   * index listing just those (a new digest: an index cannot keep its digest without all its children).
    * Default: this machine's platform, as skopeo does.
    */
   platforms?: 'all' | Platform[];
-  keepIndex?: boolean;
+  filterIndex?: boolean;
   /** Tags to give the image in the destination. */
   tags?: readonly string[];
   /** Annotations for the image's entry in a layout's index.json (registries have no such place). */
@@ -137,13 +139,26 @@ export class CopySession {
       }
     };
 
-    const copyManifest = async (desc: Descriptor, tags: readonly string[] | undefined, top: boolean): Promise<Descriptor> => {
-      const bytes = await src.fetchManifest(desc);
+    const copyManifest = async (
+      desc: Descriptor,
+      tags: readonly string[] | undefined,
+      top: boolean,
+      given?: Uint8Array,
+    ): Promise<Descriptor> => {
+      const bytes = given ?? (await src.fetchManifest(desc));
       const parsed = parseManifest(bytes, desc, `manifest ${desc.digest} in ${src.name}`);
       const pushed: Descriptor = { mediaType: parsed.descriptor.mediaType, digest: desc.digest, size: desc.size };
       if (top && image.annotations !== undefined) pushed.annotations = image.annotations;
-      if (parsed.kind === 'index' && top && image.platforms !== 'all' && !image.keepIndex) {
-        return copyManifest(choosePlatform(parsed.index.manifests, image.platforms, desc, src.name), tags, true);
+      if (parsed.kind === 'index' && top && image.platforms !== 'all' && given === undefined) {
+        if (!image.filterIndex) return copyManifest(choosePlatform(parsed.index.manifests, image.platforms, desc, src.name), tags, true);
+        const kept = parsed.index.manifests.filter((m) => keepChild(m, image));
+        if (kept.length === 0 || kept.length === 1) {
+          return copyManifest(kept[0] ?? choosePlatform(parsed.index.manifests, image.platforms, desc, src.name), tags, true);
+        }
+        if (kept.length < parsed.index.manifests.length) {
+          const filtered = filteredIndex(parsed.index, kept, desc);
+          return copyManifest(filtered.descriptor, tags, true, filtered.bytes);
+        }
       }
       if (await this.alreadyComplete(dst, pushed, tags)) {
         result.plan.push({ digest: desc.digest, size: desc.size, kind: 'manifest', action: 'skipped' });
@@ -233,9 +248,19 @@ function hasReferrers(s: Store): s is Store & ReferrerSource {
 }
 
 function keepChild(m: Descriptor, image: ImageCopyOptions): boolean {
-  if (image.platforms === undefined || image.platforms === 'all' || !image.keepIndex) return true;
+  if (image.platforms === undefined || image.platforms === 'all') return true;
   return m.platform !== undefined && image.platforms.some((p) => platformMatches(p, m.platform as Platform));
 }
+
+/** The index with only `kept` entries (verbatim), recording which index it was cut from. */
+function filteredIndex(index: ImageIndex, kept: Descriptor[], from: Descriptor): { descriptor: Descriptor; bytes: Uint8Array } {
+  const annotations = { ...index.annotations, [FILTERED_FROM]: from.digest };
+  const bytes = canonicalJsonBytes({ ...index, manifests: kept, annotations });
+  return { descriptor: { mediaType: from.mediaType, digest: digestOf(bytes), size: bytes.byteLength }, bytes };
+}
+
+/** Annotation on an index Lading cut down to some platforms: the digest of the original. */
+export const FILTERED_FROM = 'io.lading.filtered-from';
 
 function choosePlatform(entries: Descriptor[], wanted: Platform[] | undefined, index: Descriptor, storeName: string): Descriptor {
   const wants = wanted ?? [hostPlatform()];

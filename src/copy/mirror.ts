@@ -126,7 +126,7 @@ function setJobs(images: MirrorSetImage[], client: RegistryClient, sources: Map<
       if (store === undefined) sources.set(repo, (store = new RegistryStore(client, img.source.domain, img.source.path, 'pull')));
       return { store, ref: img.source.digest ?? img.source.tag ?? 'latest' };
     },
-    image: img.platforms === 'all' ? { platforms: 'all' } : { platforms: img.platforms, keepIndex: true },
+    image: img.platforms === 'all' ? { platforms: 'all' } : { platforms: img.platforms, filterIndex: true },
   }));
 }
 

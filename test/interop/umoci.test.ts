@@ -266,7 +266,7 @@ describe('lading writes, umoci unpacks', () => {
   it('umoci unpacks it after lading copy --no-link, from blobs that are copies, not links', async () => {
     const dst = join(work, 'nolink');
     const copied = await ladingJson<CopyJson>('copy', '--no-link', '-o', 'json', `oci:${src}:t`, `oci:${dst}:t`);
-    assert.deepEqual(copied.blobs, { copied: 3, linked: 0, skipped: 0 });
+    assert.deepEqual(copied.blobs, { copied: 3, linked: 0, mounted: 0, skipped: 0 });
     assert.equal(await ladingDigest(`oci:${dst}:t`), digest);
     const manifest = await readJson<ManifestJson>(blobFile(dst, digest));
     for (const d of [manifest.config, ...manifest.layers]) {
