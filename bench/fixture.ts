@@ -102,7 +102,7 @@ export async function ensureFixture(root: string, params: FixtureParams, log: (s
  * Writes `size` random bytes to `path`, wrapped in a one-file ustar archive named `tarName` when given
  * (so the file is then larger than `size` by the header, padding and end-of-archive blocks).
  */
-async function writeRandom(path: string, size: number, tarName: string | undefined): Promise<{ digest: Digest; size: number }> {
+export async function writeRandom(path: string, size: number, tarName: string | undefined): Promise<{ digest: Digest; size: number }> {
   const cipher = createCipheriv('aes-128-ctr', randomBytes(16), randomBytes(16));
   const zeros = Buffer.alloc(CHUNK);
   const hash = createHash('sha256');
@@ -149,7 +149,7 @@ function ustarHeader(name: string, size: number): Buffer {
   return h;
 }
 
-async function writeJsonBlob(blobDir: string, mediaType: string, value: unknown): Promise<Descriptor> {
+export async function writeJsonBlob(blobDir: string, mediaType: string, value: unknown): Promise<Descriptor> {
   const bytes = canonicalJsonBytes(value);
   const digest = digestOf(bytes);
   await writeFile(join(blobDir, digest.slice('sha256:'.length)), bytes);

@@ -10,18 +10,27 @@
  * - digest: DigestVerifier's throughput (in-process, the store's 1 MiB reads) against `sha256sum`, both
  *   from the page cache, so the hash and the stream plumbing are measured, not the disk.
  *
+ * - mirror (./registry-bench.ts, after the rows above): a release-like set of 40 images between
+ *   docker-registry instances and into one OCI layout, `lading mirror` against skopeo sync / skopeo copy,
+ *   and a re-run with nothing changed (with lading's requests per image counted).
+ *
  * Sides alternate A B A B ... and the median is reported. Environment: BENCH_RUNS (default 5),
- * BENCH_LAYERS (default 8), BENCH_LAYER_MB (default 128). The fixture lives in `.bench/` and is reused.
+ * BENCH_LAYERS (default 8), BENCH_LAYER_MB (default 128), BENCH_MIRROR_MB (default 2048: the mirror set's
+ * distinct bytes), BENCH_MIRROR_RUNS (default: BENCH_RUNS, cut to 3 when the whole bench would take over
+ * ~10 minutes), BENCH_ONLY (`copy`: the copy and digest rows; `mirror`: the mirror rows). The fixtures
+ * live in `.bench/` and are reused.
  */
 import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DigestVerifier } from '../src/oci/digest.js';
 import { READ_CHUNK } from '../src/store/layout/layout-store.js';
 import { ensureFixture, type Fixture, TAG } from './fixture.js';
-import { alternate, capture, markdownTable, median, runCommand } from './measure.js';
+import { alternate, capture, runCommand } from './measure.js';
+import { mirrorBench } from './registry-bench.js';
+import { gib, mbps, render, type Row, samples } from './report.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const WORK = join(ROOT, '.bench');
@@ -39,9 +48,16 @@ function envInt(name: string, fallback: number): number {
 const RUNS = envInt('BENCH_RUNS', 5);
 const LAYERS = envInt('BENCH_LAYERS', 8);
 const LAYER_MIB = envInt('BENCH_LAYER_MB', 128);
+const MIRROR_MIB = envInt('BENCH_MIRROR_MB', 2048);
+const MIRROR_RUNS = process.env.BENCH_MIRROR_RUNS ? envInt('BENCH_MIRROR_RUNS', RUNS) : undefined;
+const ONLY = process.env.BENCH_ONLY ?? '';
+if (!['', 'copy', 'mirror'].includes(ONLY)) throw new Error(`BENCH_ONLY=${ONLY}: expected copy or mirror`);
+/** The whole bench should stay under this; the mirror rows run 3 times instead of BENCH_RUNS if it would not. */
+const BUDGET_SECONDS = 600;
 
 const T0 = process.hrtime.bigint();
-const log = (s: string) => process.stderr.write(`[${(Number(process.hrtime.bigint() - T0) / 1e9).toFixed(0).padStart(4)} s] ${s}\n`);
+const elapsed = () => Number(process.hrtime.bigint() - T0) / 1e9;
+const log = (s: string) => process.stderr.write(`[${elapsed().toFixed(0).padStart(4)} s] ${s}\n`);
 const lading = (...args: string[]) => runCommand(process.execPath, [CLI, ...args]);
 const skopeo = (...args: string[]) => runCommand(SKOPEO, args);
 const sync = () => runCommand('sync', []);
@@ -49,20 +65,6 @@ const fresh = (path: string) => async () => {
   await rm(path, { recursive: true, force: true });
   await sync();
 };
-
-interface Row {
-  name: string;
-  peer: string;
-  kind: 'time' | 'throughput';
-  goal: number;
-  informational: boolean;
-  /** Seconds per run of lading and of the peer, when the benchmark ran. */
-  lading?: number[] | undefined;
-  peerRuns?: number[] | undefined;
-  /** Bytes hashed, for throughput rows. */
-  bytes?: number;
-  error?: string;
-}
 
 function machineLine(): string {
   const fsType = capture('stat', ['-f', '-c', '%T', WORK]).trim();
@@ -190,62 +192,59 @@ async function digestRow(fx: Fixture): Promise<Row> {
   return row;
 }
 
-const gib = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
-const mbps = (bytes: number, s: number) => (bytes / 1e6 / s).toFixed(0);
-
-function render(rows: Row[]): string {
-  const table = rows.map((r) => {
-    const name = `${r.name} vs ${r.peer}`;
-    const goalText = `${r.kind === 'time' ? '≤' : '≥'} ${r.goal.toFixed(2)}${r.informational ? ' (info)' : ''}`;
-    if (r.lading === undefined || r.peerRuns === undefined) return [name, 'error', 'error', '-', goalText, 'FAILED'];
-    const a = median(r.lading);
-    const b = median(r.peerRuns);
-    const ratio = r.kind === 'time' ? a / b : b / a; // throughput ratio = (bytes/a) / (bytes/b)
-    const met = r.kind === 'time' ? ratio <= r.goal : ratio >= r.goal;
-    const cell = (s: number) => (r.bytes === undefined ? s.toFixed(3) : `${s.toFixed(3)} (${mbps(r.bytes, s)} MB/s)`);
-    const ratioText = `${ratio.toFixed(2)} ${r.kind === 'time' ? 'time' : 'throughput'}`;
-    return [name, cell(a), cell(b), ratioText, goalText, `${met ? 'yes' : 'no'}${r.informational ? ' (info)' : ''}`];
-  });
-  const header = ['benchmark', 'lading (median s)', 'peer (median s)', 'ratio lading/peer', 'goal', 'met'];
-  return markdownTable(header, table);
-}
-
-function samples(rows: Row[]): string[] {
-  const list = (xs: number[]) => xs.map((s) => s.toFixed(2)).join(' ');
-  return rows.flatMap((r, i) => {
-    if (r.lading === undefined || r.peerRuns === undefined) return [`${r.name} vs ${r.peer}: FAILED: ${r.error ?? 'unknown error'}`];
-    // Copy rows share lading's runs: print them once, with the first peer.
-    const same = i > 0 && rows[i - 1]?.name === r.name;
-    return [`runs, s: ${r.name}: ${same ? '' : `lading [${list(r.lading)}] `}${r.peer} [${list(r.peerRuns)}]`];
-  });
-}
-
 async function main(): Promise<void> {
-  const fx = await ensureFixture(WORK, { layers: LAYERS, layerMiB: LAYER_MIB }, log);
+  await mkdir(WORK, { recursive: true });
   const machine = machineLine();
   log(machine);
-  await verify(fx);
-  const size = gib(fx.imageBytes);
-  const rows: Row[] = [
-    ...(await copyRows(`copy oci→oci ${size} (hard links)`, fx, [], 'oci', false, true)),
-    ...(await copyRows(`copy oci→oci ${size} --no-link`, fx, ['--no-link'], 'oci', true, true)),
-    // No --preserve-digests peer here: it measured within noise of plain skopeo and cost ~50 s.
-    ...(await copyRows(`copy oci→oci-archive ${size}`, fx, [], 'oci-archive', true, false)),
-    await digestRow(fx),
-  ];
-  const total = Number(process.hrtime.bigint() - T0) / 1e9;
+  const rows: Row[] = [];
+  const head: string[] = [];
+  const notes: string[] = [];
+  if (ONLY !== 'mirror') {
+    const fx = await ensureFixture(WORK, { layers: LAYERS, layerMiB: LAYER_MIB }, log);
+    await verify(fx);
+    const size = gib(fx.imageBytes);
+    rows.push(
+      ...(await copyRows(`copy oci→oci ${size} (hard links)`, fx, [], 'oci', false, true)),
+      ...(await copyRows(`copy oci→oci ${size} --no-link`, fx, ['--no-link'], 'oci', true, true)),
+      // No --preserve-digests peer here: it measured within noise of plain skopeo and cost ~50 s.
+      ...(await copyRows(`copy oci→oci-archive ${size}`, fx, [], 'oci-archive', true, false)),
+      await digestRow(fx),
+    );
+    head.push(
+      `image: ${LAYERS} uncompressed tar layers x ${LAYER_MIB} MiB of random bytes + config + manifest; ${RUNS} runs each, alternating`,
+    );
+    notes.push(
+      'copy rows time whole commands (node start-up included); destinations are removed and `sync` run before each run, untimed.',
+      'destinations share the source filesystem (the normal case): lading hard-links verified blobs there and re-hashes them; --no-link streams every byte.',
+      'plain `skopeo copy` gzips uncompressed layers into oci/oci-archive (new digests, more CPU); `--preserve-digests` writes the same bytes as lading.',
+      'skopeo writes an oci-archive via a layout in a temp dir, then tars it. digest row: in-process DigestVerifier vs `sha256sum FILE`; MB/s = 10^6 B/s.',
+    );
+  }
+  if (ONLY !== 'copy') {
+    const m = await mirrorBench({
+      work: WORK,
+      cli: CLI,
+      skopeo: SKOPEO,
+      runs: RUNS,
+      runsOverride: MIRROR_RUNS,
+      totalMiB: MIRROR_MIB,
+      budgetSeconds: BUDGET_SECONDS,
+      elapsed,
+      log,
+    });
+    rows.push(...m.rows);
+    notes.push(...m.notes);
+  }
 
   const out = [
     '',
     machine,
-    `image: ${LAYERS} uncompressed tar layers x ${LAYER_MIB} MiB of random bytes + config + manifest; ${RUNS} runs each, alternating; bench took ${total.toFixed(0)} s`,
+    ...head,
+    `bench took ${elapsed().toFixed(0)} s${ONLY ? ` (BENCH_ONLY=${ONLY})` : ''}`,
     '',
     render(rows),
     '',
-    'copy rows time whole commands (node start-up included); destinations are removed and `sync` run before each run, untimed.',
-    'destinations share the source filesystem (the normal case): lading hard-links verified blobs there and re-hashes them; --no-link streams every byte.',
-    'plain `skopeo copy` gzips uncompressed layers into oci/oci-archive (new digests, more CPU); `--preserve-digests` writes the same bytes as lading.',
-    'skopeo writes an oci-archive via a layout in a temp dir, then tars it. digest row: in-process DigestVerifier vs `sha256sum FILE`; MB/s = 10^6 B/s.',
+    ...notes,
     ...samples(rows),
   ];
   process.stdout.write(`${out.join('\n')}\n`);

@@ -6,12 +6,15 @@
  */
 import { LadingError } from '../../errors.js';
 import { type Challenge, parseWwwAuthenticate } from './challenge.js';
-import type { Credential } from './credentials.js';
+import { type Credential, IDENTITY_TOKEN_USERNAME } from './credentials.js';
 
 export type CredentialLookup = (host: string, repository?: string) => Promise<Credential | undefined>;
 
-/** How the authenticator fetches a token: a GET to the realm, through the client's own TLS and retries. */
-export type TokenFetcher = (url: URL, authorization: string | undefined) => Promise<{ status: number; body: string }>;
+/** How the authenticator fetches a token: a request to the realm, through the client's own TLS settings. */
+export type TokenFetcher = (
+  url: URL,
+  request: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
+) => Promise<{ status: number; body: string }>;
 
 interface CachedToken {
   header: string;
@@ -86,9 +89,23 @@ export class Authenticator {
     } catch {
       throw new LadingError('AUTH', `${host} named an invalid token realm "${realm}"`);
     }
-    if (challenge.params.service !== undefined) url.searchParams.set('service', challenge.params.service);
-    for (const scope of scopes) url.searchParams.append('scope', scope);
-    const res = await this.fetchToken(url, basicHeader(credential));
+    let res: { status: number; body: string };
+    if (credential?.username === IDENTITY_TOKEN_USERNAME) {
+      // An identity token (docker login's refresh token) is exchanged with the OAuth2 refresh grant.
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: credential.password, client_id: 'lading' });
+      if (challenge.params.service !== undefined) form.set('service', challenge.params.service);
+      if (scopes.length > 0) form.set('scope', scopes.join(' '));
+      res = await this.fetchToken(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form.toString(),
+      });
+    } else {
+      if (challenge.params.service !== undefined) url.searchParams.set('service', challenge.params.service);
+      for (const scope of scopes) url.searchParams.append('scope', scope);
+      const authorization = basicHeader(credential);
+      res = await this.fetchToken(url, { method: 'GET', headers: authorization === undefined ? {} : { authorization } });
+    }
     if (res.status === 401 || res.status === 403) throw denied(host, repository, credential !== undefined);
     if (res.status !== 200) throw new LadingError('AUTH', `token server ${url.host} answered ${res.status} for ${host}/${repository}`);
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
@@ -107,7 +124,7 @@ export class Authenticator {
 }
 
 function basicHeader(credential: Credential | undefined): string | undefined {
-  if (credential === undefined) return undefined;
+  if (credential === undefined || credential.username === IDENTITY_TOKEN_USERNAME) return undefined;
   return `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`;
 }
 

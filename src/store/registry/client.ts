@@ -55,8 +55,8 @@ export class RegistryClient {
 
   constructor(private readonly options: RegistryClientOptions = {}) {
     this.retry = options.retry ?? DEFAULT_RETRY;
-    this.auth = new Authenticator(options.credentials ?? (async () => undefined), async (url, authorization) => {
-      const res = await this.raw('GET', url, authorization ? { authorization } : {}, undefined);
+    this.auth = new Authenticator(options.credentials ?? (async () => undefined), async (url, req) => {
+      const res = await withRetry(this.retry, () => this.raw(req.method, url, req.headers, req.body));
       return { status: res.statusCode, body: await res.body.text() };
     });
   }
