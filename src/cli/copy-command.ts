@@ -5,7 +5,8 @@ import { LadingError } from '../errors.js';
 import { isDigest } from '../oci/digest.js';
 import { parsePlatform } from '../oci/platform.js';
 import { type TransportRef, openStore, parseTransportRef, refWithinStore } from '../store/transport.js';
-import { type OutputFormat, formatBytes, printJson, progressPrinter } from './output.js';
+import { type OutputFormat, formatBytes, printJson } from './output.js';
+import { type ProgressMode, progressDisplay } from './progress-display.js';
 import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';
 
 interface CopyFlags extends RegistryFlags {
@@ -16,6 +17,7 @@ interface CopyFlags extends RegistryFlags {
   dryRun?: boolean;
   jobs: string;
   quiet?: boolean;
+  progress: ProgressMode;
   output: OutputFormat;
 }
 
@@ -32,6 +34,7 @@ export function registerCopyCommand(program: Command): void {
     .option('--dry-run', 'print what would be copied, skipped and mounted; write nothing')
     .option('-j, --jobs <n>', 'blob transfers at once per destination', '6')
     .option('-q, --quiet', 'no progress output')
+    .option('--progress <mode>', 'auto (a status line on a terminal), json (events on stderr), or none', 'auto')
     .option('-o, --output <format>', 'text or json', 'text');
   addRegistryFlags(cmd).action(async (srcInput: string, dstInput: string, flags: CopyFlags) => {
     if (flags.all && flags.platform) throw new LadingError('USAGE', '--all and --platform exclude each other');
@@ -49,7 +52,7 @@ export function registerCopyCommand(program: Command): void {
         const dst = await openStore(dstRef, 'write', { registry: client });
         let result: CopyResult;
         try {
-          const progress = progressPrinter(flags.quiet ?? false);
+          const progress = progressDisplay(flags.progress, flags.quiet ?? false).listener;
           const session = new CopySession({
             link: flags.link,
             referrers: flags.referrers,

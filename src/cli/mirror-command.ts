@@ -8,6 +8,7 @@ import { imageDigestMirrorSet, mappingList } from '../copy/mirror-outputs.js';
 import { parseMirrorSet } from '../copy/mirror-set.js';
 import { LadingError, fsError } from '../errors.js';
 import { positive } from './copy-command.js';
+import { type ProgressMode, progressDisplay } from './progress-display.js';
 import { type OutputFormat, formatBytes, printJson } from './output.js';
 import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';
 
@@ -24,6 +25,7 @@ interface MirrorFlags extends RegistryFlags {
   imageJobs: string;
   results: string;
   quiet?: boolean;
+  progress: ProgressMode;
   output: OutputFormat;
 }
 
@@ -42,7 +44,8 @@ export function registerMirrorCommand(program: Command): void {
     .option('-j, --jobs <n>', 'blob transfers at once per destination registry', '6')
     .option('--image-jobs <n>', 'images at once', '4')
     .option('--results <dir>', 'where to write imagedigestmirrorset.yaml and mapping.txt', '.')
-    .option('-q, --quiet', 'no per-image lines')
+    .option('-q, --quiet', 'no progress output')
+    .option('--progress <mode>', 'auto (a status line on a terminal), json (events on stderr), or none', 'auto')
     .option('-o, --output <format>', 'text or json', 'text');
   addRegistryFlags(cmd).action(async (flags: MirrorFlags) => {
     if ((flags.file === undefined) === (flags.from === undefined))
@@ -58,7 +61,7 @@ export function registerMirrorCommand(program: Command): void {
       from = { kind: 'carried', location: parseMirrorTarget(flags.from as string) };
     }
     const client = registryClient(flags, to.kind === 'registry' ? { dest: to.domain } : {});
-    const live = !flags.quiet && flags.output !== 'json';
+    const display = progressDisplay(flags.progress, flags.quiet ?? false);
     try {
       const report = await mirror(from, to, client, {
         keepHost: flags.keepHost ?? false,
@@ -68,18 +71,24 @@ export function registerMirrorCommand(program: Command): void {
         jobs: positive(flags.jobs, '--jobs'),
         imageJobs: positive(flags.imageJobs, '--image-jobs'),
         ...(flags.shard !== undefined && { shard: parseShard(flags.shard) }),
+        ...(display.listener && { onProgress: display.listener }),
         onImage: (o) => {
-          if (!live) return;
-          if (o.error !== undefined) process.stderr.write(`FAILED  ${o.source}: ${o.error}\n`);
-          else {
-            const r = o.result;
-            const moved = r
-              ? `${r.blobs.copied + r.blobs.linked} blobs moved, ${r.blobs.mounted} mounted, ${r.blobs.skipped} there; ${formatBytes(r.bytes)}`
-              : '';
-            process.stderr.write(`${flags.dryRun ? 'plan' : 'ok'}      ${o.source} -> ${o.destination}  ${o.digest ?? ''}  (${moved})\n`);
-          }
+          display.listener?.({
+            type: 'image',
+            source: o.source,
+            destination: o.destination,
+            ...(o.digest !== undefined && { digest: o.digest }),
+            ...(o.error !== undefined && { error: o.error }),
+          });
+          if (o.error !== undefined) return display.log(`FAILED  ${o.source}: ${o.error}`);
+          const r = o.result;
+          const moved = r
+            ? `${r.blobs.copied + r.blobs.linked} blobs moved, ${r.blobs.mounted} mounted, ${r.blobs.skipped} there; ${formatBytes(r.bytes)}`
+            : '';
+          display.log(`${flags.dryRun ? 'plan' : 'ok'}      ${o.source} -> ${o.destination}  ${o.digest ?? ''}  (${moved})`);
         },
       });
+      display.stop();
       if (!flags.dryRun && report.mappings.length > 0) await writeResults(flags.results, to.kind === 'registry', report.mappings);
       if (flags.output === 'json') printJson(report);
       else {

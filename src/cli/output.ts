@@ -1,6 +1,5 @@
 /** How the CLI talks to people and scripts: JSON or human text on stdout, one-line errors and progress on stderr. */
 
-import type { ProgressListener } from '../copy/progress.js';
 import { isLadingError } from '../errors.js';
 
 export type OutputFormat = 'text' | 'json';
@@ -43,16 +42,4 @@ export function reportError(e: unknown, debug: boolean): number {
   process.stderr.write(`lading: ${message}${debug ? '' : ' (unexpected error: rerun with --debug for details)'}\n`);
   if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
   return 1;
-}
-
-/**
- * Progress on a terminal: one line per blob, skopeo style. Silent when stderr is not a TTY or --quiet,
- * so piped output stays clean.
- */
-export function progressPrinter(quiet: boolean): ProgressListener | undefined {
-  if (quiet || !process.stderr.isTTY) return undefined;
-  return (e) => {
-    if (e.type === 'blob') process.stderr.write(`${e.action.padEnd(7)} blob ${shortDigest(e.digest)}  ${formatBytes(e.size)}\n`);
-    else if (e.type === 'manifest') process.stderr.write(`wrote   manifest ${shortDigest(e.digest)}\n`);
-  };
 }

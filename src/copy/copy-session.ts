@@ -127,7 +127,7 @@ export class CopySession {
           if (action === 'copied' || action === 'linked') result.bytes += desc.size;
           result.plan.push({ digest: desc.digest, size: desc.size, kind: 'blob', action });
           if (dst instanceof RegistryStore) this.remember(dst, desc.digest);
-          emit({ type: 'blob', digest: desc.digest, size: desc.size, action: action === 'mounted' ? 'linked' : action });
+          emit({ type: 'blob', digest: desc.digest, size: desc.size, action });
           return;
         }
         try {
