@@ -7,6 +7,7 @@ import { parseMirrorTarget, parseShard } from '../copy/mirror-names.js';
 import { imageDigestMirrorSet, mappingList } from '../copy/mirror-outputs.js';
 import { parseMirrorSet } from '../copy/mirror-set.js';
 import { LadingError, fsError } from '../errors.js';
+import { parseSize } from '../store/archive/parts.js';
 import { positive } from './copy-command.js';
 import { type ProgressMode, progressDisplay } from './progress-display.js';
 import { type OutputFormat, formatBytes, printJson } from './output.js';
@@ -24,6 +25,7 @@ interface MirrorFlags extends RegistryFlags {
   jobs: string;
   imageJobs: string;
   results: string;
+  splitSize?: string;
   quiet?: boolean;
   progress: ProgressMode;
   output: OutputFormat;
@@ -39,6 +41,7 @@ export function registerMirrorCommand(program: Command): void {
     .option('--keep-host', 'in a registry target, put the source host in front of the path')
     .option('--keep-going', 'a failed image does not stop the others; the summary lists what failed')
     .option('--shard <i/n>', 'do only shard i of n (deterministic), so n jobs can share one mirror')
+    .option('--split-size <size>', 'for an oci-archive target: cut it into parts of at most SIZE (e.g. 4G) for removable media')
     .option('--dry-run', 'print the plan; write nothing')
     .option('--no-referrers', 'leave referrers and cosign signature tags behind')
     .option('-j, --jobs <n>', 'blob transfers at once per destination registry', '6')
@@ -71,6 +74,7 @@ export function registerMirrorCommand(program: Command): void {
         jobs: positive(flags.jobs, '--jobs'),
         imageJobs: positive(flags.imageJobs, '--image-jobs'),
         ...(flags.shard !== undefined && { shard: parseShard(flags.shard) }),
+        ...(flags.splitSize !== undefined && { splitBytes: parseSize(flags.splitSize) }),
         ...(display.listener && { onProgress: display.listener }),
         onImage: (o) => {
           display.listener?.({

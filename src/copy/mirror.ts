@@ -30,6 +30,8 @@ export interface MirrorOptions extends SessionOptions {
   shard?: { index: number; count: number };
   /** Images copied at once (default 4). */
   imageJobs?: number;
+  /** For an archive target: cut it into parts of at most this many bytes (FILE.part-0001, …). */
+  splitBytes?: number;
   /** Called as each image finishes (or fails). */
   onImage?: (outcome: MirrorOutcome) => void;
 }
@@ -66,7 +68,7 @@ export async function mirror(
   const session = new CopySession(options);
   const sources = new Map<string, Store>();
   const carried = from.kind === 'carried' ? await openCarried(from.location) : undefined;
-  const target = await openTarget(to);
+  const target = await openTarget(to, options.splitBytes);
   const registryStores = new Map<string, RegistryStore>();
   const report: MirrorReport = { images: [], failed: 0, mappings: [] };
   try {
@@ -168,9 +170,10 @@ function registryStore(cache: Map<string, RegistryStore>, client: RegistryClient
   return s;
 }
 
-async function openTarget(to: MirrorTarget): Promise<Store | undefined> {
+async function openTarget(to: MirrorTarget, splitBytes: number | undefined): Promise<Store | undefined> {
   if (to.kind === 'layout') return LayoutStore.open(to.dir, 'write');
-  if (to.kind === 'archive') return ArchiveWriter.create(to.file);
+  if (to.kind === 'archive') return ArchiveWriter.create(to.file, splitBytes === undefined ? {} : { splitBytes });
+  if (splitBytes !== undefined) throw new LadingError('USAGE', '--split-size applies to an oci-archive target');
   return undefined;
 }
 

@@ -18,12 +18,15 @@ import { canonicalJsonBytes } from '../../src/oci/canonical-json.js';
 import { type Digest, digestOf, parseDigest } from '../../src/oci/digest.js';
 import { EMPTY_DESCRIPTOR, MediaType } from '../../src/oci/media-types.js';
 import { Annotation, type Descriptor, type ImageIndex, type ImageManifest } from '../../src/oci/types.js';
+import { fsckLayout } from '../../src/store/layout/fsck.js';
 import { LayoutStore } from '../../src/store/layout/layout-store.js';
 import { RegistryClient } from '../../src/store/registry/client.js';
 import { RegistryStore } from '../../src/store/registry/registry-store.js';
+import { type ImageSummary, inspectImage } from '../../src/store/inspect.js';
+import { openStore, parseTransportRef, refWithinStore } from '../../src/store/transport.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { skopeoFlags, startRegistry, type RegistryInstance } from '../helpers/registry.js';
-import { lading, ladingDigest, ladingJson, ladingOk, ok } from '../helpers/run.js';
+import { lading, ladingDigest, ladingJson, ok } from '../helpers/run.js';
 
 interface CopyJson {
   source: string;
@@ -49,10 +52,55 @@ function copy(...args: string[]): Promise<CopyJson> {
   return ladingJson<CopyJson>('copy', '-q', '-o', 'json', ...args);
 }
 
-async function assertFsckClean(layout: string): Promise<void> {
+/** `lading fsck oci:DIR` exits 0 and says ok. */
+async function assertLadingFsck(layout: string): Promise<void> {
   const r = await lading('fsck', `oci:${layout}`);
   assert.equal(r.code, 0, `lading fsck oci:${layout} failed:\n${r.stdout}${r.stderr}`);
   assert.match(r.stdout, /: ok\n$/);
+}
+
+/*
+ * Each `lading` run costs a Node start-up (about half a second, more on a loaded machine), so most checks
+ * below run the same library code `lading digest` and `lading fsck` run, in-process; a few go through the CLI.
+ */
+
+/** What `lading digest REF` prints, computed in-process (trusting `certDir` for the TLS registry). */
+async function digestAt(ref: string, certDir?: string): Promise<string> {
+  const client = new RegistryClient(certDir !== undefined ? { certDir } : {});
+  try {
+    const t = parseTransportRef(ref);
+    const store = await openStore(t, 'read', { registry: client });
+    try {
+      return (await store.resolve(refWithinStore(t))).digest;
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+/** What `lading inspect -o json REF` prints, computed in-process. */
+async function inspectAt(ref: string): Promise<ImageSummary> {
+  const t = parseTransportRef(ref);
+  const store = await openStore(t, 'read');
+  try {
+    return await inspectImage(store, refWithinStore(t));
+  } finally {
+    await store.close();
+  }
+}
+
+/** What `lading fsck` checks, in-process: no problems. */
+async function assertFsckClean(layout: string): Promise<void> {
+  const store = await LayoutStore.open(layout, 'read');
+  try {
+    const report = await fsckLayout(store);
+    assert.deepEqual(report.problems, [], `fsck of ${layout}`);
+    assert.ok(report.referenced > 0);
+  } finally {
+    await store.close();
+  }
 }
 
 const sha256 = (b: string | Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -142,7 +190,7 @@ describe('lading copy with registries', () => {
       assert.equal(pushed.descriptor.digest, want);
       assert.equal(pushed.blobs.copied, blobCount);
       assert.equal(pushed.manifests, kind === 'app' ? 1 : 3);
-      assert.equal(await ladingDigest(`docker://${R}/pairs/${kind}-a:v1`), want);
+      assert.equal(await ladingDigest(`docker://${R}/pairs/${kind}-a:v1`), want, 'lading digest docker://');
 
       // docker → docker, same registry: cross-repository mounts, no bytes
       const mounted = await copy('--all', `docker://${R}/pairs/${kind}-a:v1`, `docker://${R}/pairs/${kind}-b:v1`);
@@ -150,39 +198,39 @@ describe('lading copy with registries', () => {
       assert.ok(mounted.blobs.mounted > 0, `nothing mounted: ${JSON.stringify(mounted.blobs)}`);
       assert.equal(mounted.blobs.copied, 0);
       assert.equal(mounted.bytes, 0);
-      assert.equal(await ladingDigest(`docker://${R}/pairs/${kind}-b:v1`), want);
+      assert.equal(await digestAt(`docker://${R}/pairs/${kind}-b:v1`), want);
 
       // docker → docker, across registries (HTTP → HTTPS with a private CA)
       const across = await copy(...certFlags, '--all', `docker://${R}/pairs/${kind}-b:v1`, `docker://${T}/pairs/${kind}-c:v1`);
       assert.equal(across.descriptor.digest, want);
       assert.equal(across.blobs.copied, blobCount);
-      assert.equal(await resolvesTo(tls, `pairs/${kind}-c`, 'v1'), want);
+      assert.equal(await digestAt(`docker://${T}/pairs/${kind}-c:v1`, tls.certDir), want);
 
       // docker → oci
       const layout = join(work, `${kind}-layout`);
       const pulled = await copy(...certFlags, '--all', `docker://${T}/pairs/${kind}-c:v1`, `oci:${layout}:v1`);
       assert.equal(pulled.descriptor.digest, want);
-      assert.equal(await ladingDigest(`oci:${layout}:v1`), want);
-      await assertFsckClean(layout);
+      assert.equal(await ladingDigest(`oci:${layout}:v1`), want, 'lading digest oci:');
+      await assertLadingFsck(layout);
 
       // docker → oci-archive
       const archive = join(work, `${kind}.tar`);
       const archived = await copy('--all', `docker://${R}/pairs/${kind}-b:v1`, `oci-archive:${archive}:v1`);
       assert.equal(archived.descriptor.digest, want);
-      assert.equal(await ladingDigest(`oci-archive:${archive}:v1`), want);
+      assert.equal(await digestAt(`oci-archive:${archive}:v1`), want);
 
       // oci-archive → docker
       const back = await copy('--all', `oci-archive:${archive}:v1`, `docker://${R}/pairs/${kind}-d:v1`);
       assert.equal(back.descriptor.digest, want);
-      assert.equal(await ladingDigest(`docker://${R}/pairs/${kind}-d:v1`), want);
+      assert.equal(await digestAt(`docker://${R}/pairs/${kind}-d:v1`), want);
 
       if (kind === 'multi') {
         // The index came whole: both children are in the registry and the layout.
         for (const child of [amd, arm]) {
-          assert.equal(await ladingDigest(`docker://${R}/pairs/multi-d@${child.digest}`), child.digest);
-          assert.equal(await resolvesTo(tls, 'pairs/multi-c', child.digest), child.digest);
+          assert.equal(await digestAt(`docker://${R}/pairs/multi-d@${child.digest}`), child.digest);
+          assert.equal(await digestAt(`docker://${T}/pairs/multi-c@${child.digest}`, tls.certDir), child.digest);
         }
-        const inspected = await ladingJson<InspectJson>('inspect', '-o', 'json', `docker://${R}/pairs/multi-d:v1`);
+        const inspected = await inspectAt(`docker://${R}/pairs/multi-d:v1`);
         assert.deepEqual(inspected.manifests?.map((m) => m.platform).sort(), ['linux/amd64', 'linux/arm64/v8']);
       }
     });
@@ -216,7 +264,7 @@ describe('lading copy with registries', () => {
       `docker://${R}/interop/lading:1`,
       `oci:${skopeoLayout}:1`,
     );
-    assert.equal(await ladingDigest(`oci:${skopeoLayout}:1`), app.digest);
+    assert.equal(await digestAt(`oci:${skopeoLayout}:1`), app.digest);
     await assertFsckClean(skopeoLayout);
 
     // What skopeo pushes, lading reads and copies.
@@ -240,7 +288,7 @@ describe('lading copy with registries', () => {
       `docker://${R}/interop/skopeo:multi`,
     );
     assert.equal(await ladingDigest(`docker://${R}/interop/skopeo:1`), app.digest);
-    assert.equal(await ladingDigest(`docker://${R}/interop/skopeo:multi`), multi.digest);
+    assert.equal(await digestAt(`docker://${R}/interop/skopeo:multi`), multi.digest);
     const inspected = await ladingJson<InspectJson>('inspect', '-o', 'json', `docker://${R}/interop/skopeo:1`);
     const skopeoView = JSON.parse(await ok('skopeo', 'inspect', ...skopeoFlags(reg, 'plain'), `docker://${R}/interop/skopeo:1`)) as {
       Layers: string[];
@@ -256,7 +304,9 @@ describe('lading copy with registries', () => {
     assert.equal(single.descriptor.digest, app.digest);
     const index = await copy('--all', `docker://${R}/interop/skopeo:multi`, `oci:${dst}:multi`);
     assert.equal(index.descriptor.digest, multi.digest);
-    assert.deepEqual(await ladingOk('ls', `oci:${dst}`), '1\nmulti\n');
+    const dstStore = await LayoutStore.open(dst, 'read');
+    assert.deepEqual(await dstStore.tags(), ['1', 'multi']);
+    await dstStore.close();
     await assertFsckClean(dst);
   });
 
@@ -277,13 +327,13 @@ describe('lading copy with registries', () => {
     } finally {
       await proxy.stop();
     }
-    assert.equal(await ladingDigest(`docker://${reg.host}/large/img:1`), big.digest);
+    assert.equal(await digestAt(`docker://${reg.host}/large/img:1`), big.digest);
     const layout = join(work, 'large');
     const down = await copy(`docker://${reg.host}/large/img:1`, `oci:${layout}:1`);
     assert.equal(down.descriptor.digest, big.digest);
     assert.equal(down.blobs.copied, 2);
-    assert.equal(await ladingDigest(`oci:${layout}:1`), big.digest);
-    const inspected = await ladingJson<InspectJson>('inspect', '-o', 'json', `oci:${layout}:1`);
+    assert.equal(await digestAt(`oci:${layout}:1`), big.digest);
+    const inspected = await inspectAt(`oci:${layout}:1`);
     assert.ok((inspected.layers?.[0]?.size ?? 0) > 40 << 20);
     await assertFsckClean(layout);
   });
@@ -382,8 +432,12 @@ describe('lading copy with registries', () => {
     });
 
     it('pushing a manifest with a subject to a registry without the referrers API writes the sha256-<hex> index', async () => {
-      const raw = await ladingOk('inspect', '--raw', `docker://${reg.host}/ref/src:${referrersTagOf(subject.digest)}`);
-      const index = JSON.parse(raw) as ImageIndex;
+      const index = await withRegistry(
+        reg,
+        'ref/src',
+        async (s) =>
+          JSON.parse(Buffer.from(await s.fetchManifest(await s.resolve(referrersTagOf(subject.digest)))).toString('utf8')) as ImageIndex,
+      );
       assert.equal(index.mediaType, MediaType.ociIndex);
       assert.deepEqual(
         index.manifests.map((m) => [m.digest, m.artifactType]),

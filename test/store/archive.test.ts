@@ -1,6 +1,7 @@
 /** oci-archive: round trips, reading by seeking, and refusing hostile or broken tars. */
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -10,6 +11,7 @@ import { copyImage } from '../../src/copy/copy-image.js';
 import { isLadingError } from '../../src/errors.js';
 import { ArchiveReader, ArchiveWriter } from '../../src/store/archive/archive-store.js';
 import { LayoutStore } from '../../src/store/layout/layout-store.js';
+import { ok } from '../helpers/run.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** A tar built entry by entry, for archives no honest writer would make. */
@@ -128,5 +130,37 @@ describe('oci-archive', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['out.tar', 'src']);
     assert.equal(await readFile(target, 'utf8'), 'previous content', 'the old archive is untouched');
     assert.equal((await stat(target)).size, 16);
+  });
+
+  it('splits an archive into parts for removable media, reads the parts as one, and refuses a missing part', async () => {
+    const dir = await tempDir();
+    const src = await LayoutStore.open(join(dir, 'src'), 'write');
+    const img = await writeImage(src, { layers: [{ files: { big: randomBytes(3 << 20) } }] }, ['t']);
+    await src.close();
+    const base = join(dir, 'usb', 'release.tar');
+    await mkdir(join(dir, 'usb'));
+    const w = await ArchiveWriter.create(base, { splitBytes: 1 << 20 });
+    await copyImage(src, 't', w, { tags: ['t'] });
+    await w.close();
+    const parts = (await readdir(join(dir, 'usb'))).sort();
+    assert.deepEqual(parts, ['release.tar.part-0001', 'release.tar.part-0002', 'release.tar.part-0003', 'release.tar.part-0004']);
+    for (const p of parts.slice(0, 3)) assert.equal((await stat(join(dir, 'usb', p))).size, 1 << 20);
+
+    const r = await ArchiveReader.open(base);
+    const out = await LayoutStore.open(join(dir, 'out'), 'write');
+    assert.equal((await copyImage(r, 't', out, { tags: ['t'] })).descriptor.digest, img.digest);
+    await r.close();
+    await out.close();
+
+    // cat of the parts is the plain archive other tools read
+    const whole = Buffer.concat(await Promise.all(parts.map((p) => readFile(join(dir, 'usb', p)))));
+    await writeFile(join(dir, 'whole.tar'), whole);
+    assert.match(await ok('skopeo', 'inspect', `oci-archive:${join(dir, 'whole.tar')}:t`), new RegExp(img.digest));
+
+    await rm(join(dir, 'usb', 'release.tar.part-0002'));
+    await assert.rejects(
+      ArchiveReader.open(base),
+      (e) => isLadingError(e, 'INVALID_ARCHIVE') && /part release\.tar\.part-0002 is missing/.test(e.message),
+    );
   });
 });

@@ -6,8 +6,8 @@
  * write leaves the target as it was. Like skopeo, writing replaces the whole archive.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,7 +21,8 @@ import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES } from '../../oci/
 import { EMPTY_LAYOUT_INDEX, findInIndex, OCI_LAYOUT_FILE, referrersInIndex, tagsOf, withImage } from '../layout/index-json.js';
 import { READ_CHUNK } from '../layout/layout-store.js';
 import type { Store } from '../store.js';
-import { indexTar, type TarEntry } from './tar-index.js';
+import { ArchiveFile, PartWriter, partName } from './parts.js';
+import { indexTar, type RandomAccess, type TarEntry } from './tar-index.js';
 
 function blobEntryName(digest: string): string {
   const { algorithm, encoded } = parseDigest(digest);
@@ -38,7 +39,7 @@ export class ArchiveReader implements Store {
 
   private constructor(
     readonly file: string,
-    private readonly fh: FileHandle,
+    private readonly fh: ArchiveFile,
     private readonly entries: Map<string, TarEntry>,
     private readonly index: ImageIndex,
   ) {
@@ -48,10 +49,7 @@ export class ArchiveReader implements Store {
   static async open(file: string): Promise<ArchiveReader> {
     const path = resolvePath(file);
     const name = `oci-archive:${path}`;
-    const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') throw new LadingError('NOT_FOUND', `${name}: no such file`);
-      throw fsError(e, 'open', path);
-    });
+    const fh = await ArchiveFile.open(path, name);
     try {
       const entries = await indexTar(fh, name);
       const read = async (entryName: string, limit: number) => {
@@ -100,7 +98,7 @@ export class ArchiveReader implements Store {
     const what = `blob in ${this.name}:`;
     if (entry.size === 0) return verifiedStream(Readable.from([]), desc, what);
     const end = entry.offset + entry.size - 1;
-    return verifiedStream(createReadStream(this.file, { start: entry.offset, end, highWaterMark: READ_CHUNK }), desc, what);
+    return verifiedStream(this.fh.stream(entry.offset, end, READ_CHUNK), desc, what);
   }
 
   async has(desc: Descriptor): Promise<boolean> {
@@ -161,18 +159,26 @@ export class ArchiveWriter implements Store {
   private queue: Promise<unknown> = Promise.resolve();
   private failed: unknown;
 
-  private constructor(readonly file: string) {
+  private readonly parts: PartWriter | undefined;
+
+  private constructor(
+    readonly file: string,
+    splitBytes: number | undefined,
+  ) {
     this.name = `oci-archive:${file}`;
     this.tmp = join(dirname(file), `.${basename(file)}.lading-${randomBytes(6).toString('hex')}`);
-    const out = createWriteStream(this.tmp, { flags: 'wx' });
+    this.parts = splitBytes === undefined ? undefined : new PartWriter(this.tmp, splitBytes);
+    // flush: each file is fsynced as it is closed, before the rename that publishes it.
+    const out = this.parts ?? createWriteStream(this.tmp, { flags: 'wx', flush: true });
     this.done = pipeline(this.pack, out);
     this.done.catch((e) => {
       this.failed ??= fsError(e, 'write', this.file);
     });
   }
 
-  static async create(file: string): Promise<ArchiveWriter> {
-    const w = new ArchiveWriter(resolvePath(file));
+  /** Starts writing FILE; with splitBytes, as FILE.part-0001, … of at most that many bytes each. */
+  static async create(file: string, options: { splitBytes?: number } = {}): Promise<ArchiveWriter> {
+    const w = new ArchiveWriter(resolvePath(file), options.splitBytes);
     await w.serial(() => w.addFile('oci-layout', Buffer.from(`${OCI_LAYOUT_FILE}\n`)));
     return w;
   }
@@ -231,13 +237,19 @@ export class ArchiveWriter implements Store {
     this.pack.finalize();
     try {
       await this.done;
-      const fh = await open(this.tmp, 'r+');
-      await fh.sync().finally(() => fh.close());
-      await rename(this.tmp, this.file);
+      // The new archive replaces the old one whole, whichever form (one file or parts) either has.
+      const old = await oldForms(this.file);
+      if (this.parts === undefined) {
+        await rename(this.tmp, this.file);
+      } else {
+        for (const [i, path] of this.parts.paths.entries()) await rename(path, partName(this.file, i + 1));
+      }
+      const kept = new Set(this.parts === undefined ? [this.file] : this.parts.paths.map((_, i) => partName(this.file, i + 1)));
+      for (const path of old) if (!kept.has(path)) await rm(path, { force: true });
       const dir = await open(dirname(this.file), 'r');
       await dir.sync().finally(() => dir.close());
     } catch (e) {
-      await rm(this.tmp, { force: true });
+      await this.removeTemp();
       throw fsError(e, 'write', this.file);
     }
   }
@@ -245,7 +257,12 @@ export class ArchiveWriter implements Store {
   async abort(): Promise<void> {
     this.pack.destroy();
     await this.done.catch(() => undefined);
+    await this.removeTemp();
+  }
+
+  private async removeTemp(): Promise<void> {
     await rm(this.tmp, { force: true });
+    for (const path of this.parts?.paths ?? []) await rm(path, { force: true });
   }
 
   /** Runs `fn` after every earlier push; after any failure the archive is unusable and every push fails. */
@@ -298,7 +315,14 @@ export class ArchiveWriter implements Store {
   }
 }
 
-async function readRange(fh: FileHandle, entry: TarEntry): Promise<Uint8Array> {
+/** The files an archive at `file` occupies now: the file itself and any parts. */
+async function oldForms(file: string): Promise<string[]> {
+  const prefix = `${basename(file)}.part-`;
+  const names = await readdir(dirname(file)).catch(() => [] as string[]);
+  return names.filter((n) => n === basename(file) || n.startsWith(prefix)).map((n) => join(dirname(file), n));
+}
+
+async function readRange(fh: RandomAccess, entry: TarEntry): Promise<Uint8Array> {
   const buf = Buffer.alloc(entry.size);
   const { bytesRead } = await fh.read(buf, 0, entry.size, entry.offset);
   if (bytesRead !== entry.size) throw new LadingError('INVALID_ARCHIVE', `truncated entry ${entry.name}`);

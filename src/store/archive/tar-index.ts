@@ -7,7 +7,6 @@
  * base-256 sizes. Entries whose path is absolute or climbs out with `..` make the whole archive invalid:
  * nothing is ever extracted, but a hostile archive is refused rather than half-trusted.
  */
-import type { FileHandle } from 'node:fs/promises';
 import { LadingError } from '../../errors.js';
 
 export interface TarEntry {
@@ -20,8 +19,14 @@ export interface TarEntry {
 
 const BLOCK = 512;
 
-export async function indexTar(fh: FileHandle, archiveName: string): Promise<Map<string, TarEntry>> {
-  const fileSize = (await fh.stat()).size;
+/** What the index needs of the archive: its size and positioned reads (a file, or parts read as one). */
+export interface RandomAccess {
+  readonly size: number;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
+export async function indexTar(fh: RandomAccess, archiveName: string): Promise<Map<string, TarEntry>> {
+  const fileSize = fh.size;
   const entries = new Map<string, TarEntry>();
   const header = Buffer.alloc(BLOCK);
   let pos = 0;
