@@ -5,8 +5,19 @@
 
 /** Writing small images from in-memory files. */
 export { type ImageSpec, type LayerSpec, layerTar, writeImage, writeIndex } from './build/image-writer.js';
-/** Copying images between stores. */
-export { type CopyOptions, type CopyResult, copyImage } from './copy/copy-image.js';
+/** Registries: the distribution client behind the Store interface, credentials, retries. */
+export { RegistryClient, type RegistryClientOptions } from './store/registry/client.js';
+export { RegistryStore } from './store/registry/registry-store.js';
+export { type Credential, type CredentialOptions, credentialSource, lookupCredential } from './store/registry/credentials.js';
+export { DEFAULT_RETRY, type RetryPolicy } from './store/registry/retry.js';
+
+/** Copying images between stores, and mirroring many. */
+export { type CopyOptions, copyImage } from './copy/copy-image.js';
+export { type CopyResult, CopySession, type ImageCopyOptions, type SessionOptions } from './copy/copy-session.js';
+export { type MirrorOptions, type MirrorReport, type MirrorSource, mirror } from './copy/mirror.js';
+export { type MirrorSet, parseMirrorSet } from './copy/mirror-set.js';
+export { type MirrorTarget, parseMirrorTarget, registryDestination } from './copy/mirror-names.js';
+export { imageDigestMirrorSet, mappingList } from './copy/mirror-outputs.js';
 export type { ProgressEvent, ProgressListener } from './copy/progress.js';
 /** Errors: a stable code, a one-line message a person can act on, and context. */
 export { type ErrorCode, isLadingError, LadingError } from './errors.js';
