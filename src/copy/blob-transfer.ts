@@ -4,6 +4,7 @@
  * verified stream. Every path ends with content checked against its digest.
  */
 import { type Readable, Transform, addAbortSignal, pipeline } from 'node:stream';
+import { LadingError } from '../errors.js';
 import type { Descriptor } from '../oci/types.js';
 import { RegistryStore } from '../store/registry/registry-store.js';
 import { type Store, isLocalBlobSink, isLocalBlobSource } from '../store/store.js';
@@ -39,9 +40,16 @@ export async function transferBlob(src: Store, dst: Store, desc: Descriptor, ctx
     const path = await src.localBlobPath(desc);
     if (path !== undefined) return dst.pushBlobFromFile(desc, path);
   }
-  const stream = counted(await src.fetchBlob(desc), desc, ctx.emit);
-  await dst.pushBlob(desc, addAbortSignal(ctx.signal, stream));
-  return 'copied';
+  // A registry that lost an upload session midway gets the blob again from the start, a bounded number of times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const stream = counted(await src.fetchBlob(desc), desc, ctx.emit);
+      await dst.pushBlob(desc, addAbortSignal(ctx.signal, stream));
+      return 'copied';
+    } catch (e) {
+      if (!(e instanceof LadingError && e.context.restart === 'upload') || attempt >= 3 || ctx.signal.aborted) throw e;
+    }
+  }
 }
 
 function mountCandidates(src: Store, dst: Store, desc: Descriptor, ctx: TransferContext): string[] {

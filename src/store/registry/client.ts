@@ -76,7 +76,9 @@ export class RegistryClient {
     const policy = idempotent ? this.retry : { ...this.retry, attempts: 1 };
     return withRetry(policy, async () => {
       const res = await this.sendOnce(host, req);
-      if (isRetryableStatus(res.status)) {
+      // A request that must not be repeated blindly (an upload chunk) gets its answer back, whatever it
+      // is: the caller decides how to resume.
+      if (idempotent && isRetryableStatus(res.status)) {
         await res.body.dump().catch(() => undefined);
         const failure = new LadingError('REGISTRY', `${host} answered ${res.status} to ${req.method} ${pathOnly(res.url)}`, {
           registry: host,

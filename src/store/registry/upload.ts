@@ -106,25 +106,39 @@ async function sendChunk(
       throw new LadingError('REGISTRY', `uploading blob ${desc.digest} to ${store.name} kept failing at byte ${offset + sent}`);
     }
     await sleep(backoffMs(store.client.retry, failures));
-    const status = await uploadStatus(store, url);
+    const status = await uploadStatus(store, url, desc);
     url = status.url;
-    sent = Math.max(0, Math.min(chunk.length, status.received - offset));
+    if (status.received < offset) {
+      throw new LadingError(
+        'REGISTRY',
+        `${store.host} lost part of the upload of blob ${desc.digest} (it has ${status.received} of ${offset} bytes sent)`,
+        {
+          digest: desc.digest,
+          restart: 'upload',
+        },
+      );
+    }
+    sent = Math.min(chunk.length, status.received - offset);
     if (sent === chunk.length) return { url, minChunk: loc.minChunk };
   }
 }
 
 /** Where an upload stands: the registry's `Range: 0-<last>` after GET on the upload URL. */
-async function uploadStatus(store: RegistryStore, url: string): Promise<{ url: string; received: number }> {
+async function uploadStatus(store: RegistryStore, url: string, desc: Descriptor): Promise<{ url: string; received: number }> {
   const res = await store.client.send(store.host, { method: 'GET', path: url, repository: store.repository, scopes: store.requestScopes });
   await res.body.dump().catch(() => undefined);
   if (res.status !== 204 && res.status !== 200) {
+    // Some registries (distribution 2.8) drop a session after a failed chunk: the copy engine restarts the blob.
     throw new LadingError(
       'REGISTRY',
-      `${store.host} lost the upload session for ${store.repository} (${res.status}): the blob must be sent again`,
+      `${store.host} lost the upload session of blob ${desc.digest} to ${store.repository} (${res.status}): the blob must be sent again`,
+      { digest: desc.digest, restart: 'upload' },
     );
   }
   const end = /^(?:bytes=)?0-(\d+)$/.exec(header(res.headers, 'range') ?? '')?.[1];
-  return { url: header(res.headers, 'location') ?? url, received: end === undefined ? 0 : Number(end) + 1 };
+  // distribution writes "0-0" for an empty upload as well as for one byte; chunks are never one byte.
+  const received = end === undefined || end === '0' ? 0 : Number(end) + 1;
+  return { url: header(res.headers, 'location') ?? url, received };
 }
 
 async function finish(store: RegistryStore, desc: Descriptor, url: string, body: Buffer | undefined): Promise<void> {
