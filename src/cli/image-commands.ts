@@ -7,67 +7,80 @@ import { type ImageSummary, inspectImage, readSmallBlob } from '../store/inspect
 import type { Store } from '../store/store.js';
 import { openStore, parseTransportRef, refWithinStore } from '../store/transport.js';
 import { formatBytes, type OutputFormat, printJson } from './output.js';
+import { addRegistryFlags, type RegistryFlags, registryClient } from './registry-flags.js';
 
-/** Opens the store `input` names for reading, runs `fn`, and always closes it. */
-export async function withSource<T>(input: string, fn: (store: Store, ref: string | undefined) => Promise<T>): Promise<T> {
+/** Opens the store `input` names for reading (with the registry flags' client), runs `fn`, and always closes both. */
+export async function withSource<T>(
+  input: string,
+  flags: RegistryFlags,
+  fn: (store: Store, ref: string | undefined) => Promise<T>,
+): Promise<T> {
   const t = parseTransportRef(input);
-  const store = await openStore(t, 'read');
+  const client = registryClient(flags, { src: t.transport === 'docker' ? t.image.domain : undefined });
   try {
-    return await fn(store, refWithinStore(t));
+    const store = await openStore(t, 'read', { registry: client });
+    try {
+      return await fn(store, refWithinStore(t));
+    } finally {
+      await store.close();
+    }
   } finally {
-    await store.close();
+    await client.close();
   }
 }
 
 export function registerImageCommands(program: Command): void {
-  program
-    .command('digest')
-    .description('print the digest of the manifest or index REF names, and nothing else')
-    .argument('<ref>', 'image reference: oci:DIR[:TAG], oci-archive:FILE[:TAG]')
-    .action(async (ref: string) => {
-      const desc = await withSource(ref, (store, r) => store.resolve(r));
-      process.stdout.write(`${desc.digest}\n`);
-    });
+  addRegistryFlags(
+    program
+      .command('digest')
+      .description('print the digest of the manifest or index REF names, and nothing else')
+      .argument('<ref>', 'image reference: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE[:TAG]'),
+  ).action(async (ref: string, flags: RegistryFlags) => {
+    const desc = await withSource(ref, flags, (store, r) => store.resolve(r));
+    process.stdout.write(`${desc.digest}\n`);
+  });
 
-  program
-    .command('inspect')
-    .description('show an image: digest, media type, platforms, layers, config summary, annotations')
-    .argument('<ref>', 'image reference')
-    .option('-o, --output <format>', 'text or json', 'text')
-    .option('--raw', 'print the manifest or index bytes exactly as stored')
-    .option('--config', "print the image's config bytes exactly as stored")
-    .option('--platform <os/arch[/variant]>', 'for an index: inspect the image for this platform')
-    .action(async (ref: string, opts: { output: OutputFormat; raw?: boolean; config?: boolean; platform?: string }) => {
-      await withSource(ref, async (store, r) => {
-        let target = r;
-        if (opts.platform !== undefined) target = await platformChild(store, r, opts.platform);
-        if (opts.raw || opts.config) {
-          const desc = await store.resolve(target);
-          const bytes = await store.fetchManifest(desc);
-          if (opts.raw) return void process.stdout.write(bytes);
-          const parsed = parseManifest(bytes, desc, `manifest ${desc.digest} in ${store.name}`);
-          if (parsed.kind === 'index') {
-            throw new LadingError('USAGE', `${ref} is an index, which has no config: pass --platform to pick an image`);
-          }
-          process.stdout.write(await readSmallBlob(store, parsed.manifest.config, 8 << 20));
-          return;
+  addRegistryFlags(
+    program
+      .command('inspect')
+      .description('show an image: digest, media type, platforms, layers, config summary, annotations')
+      .argument('<ref>', 'image reference')
+      .option('-o, --output <format>', 'text or json', 'text')
+      .option('--raw', 'print the manifest or index bytes exactly as stored')
+      .option('--config', "print the image's config bytes exactly as stored")
+      .option('--platform <os/arch[/variant]>', 'for an index: inspect the image for this platform'),
+  ).action(async (ref: string, opts: RegistryFlags & { output: OutputFormat; raw?: boolean; config?: boolean; platform?: string }) => {
+    await withSource(ref, opts, async (store, r) => {
+      let target = r;
+      if (opts.platform !== undefined) target = await platformChild(store, r, opts.platform);
+      if (opts.raw || opts.config) {
+        const desc = await store.resolve(target);
+        const bytes = await store.fetchManifest(desc);
+        if (opts.raw) return void process.stdout.write(bytes);
+        const parsed = parseManifest(bytes, desc, `manifest ${desc.digest} in ${store.name}`);
+        if (parsed.kind === 'index') {
+          throw new LadingError('USAGE', `${ref} is an index, which has no config: pass --platform to pick an image`);
         }
-        const summary = await inspectImage(store, target);
-        if (opts.output === 'json') printJson(summary);
-        else printSummary(summary);
-      });
+        process.stdout.write(await readSmallBlob(store, parsed.manifest.config, 8 << 20));
+        return;
+      }
+      const summary = await inspectImage(store, target);
+      if (opts.output === 'json') printJson(summary);
+      else printSummary(summary);
     });
+  });
 
-  program
-    .command('ls')
-    .description('list the tags in an OCI layout or archive')
-    .argument('<location>', 'oci:DIR or oci-archive:FILE')
-    .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (location: string, opts: { output: OutputFormat }) => {
-      const tags = await withSource(location, (store) => store.tags());
-      if (opts.output === 'json') printJson(tags);
-      else for (const t of tags) process.stdout.write(`${t}\n`);
-    });
+  addRegistryFlags(
+    program
+      .command('ls')
+      .description('list the tags in a repository, an OCI layout or an archive')
+      .argument('<location>', 'docker://HOST/REPO, oci:DIR or oci-archive:FILE')
+      .option('-o, --output <format>', 'text or json', 'text'),
+  ).action(async (location: string, opts: RegistryFlags & { output: OutputFormat }) => {
+    const tags = await withSource(location, opts, (store) => store.tags());
+    if (opts.output === 'json') printJson(tags);
+    else for (const t of tags) process.stdout.write(`${t}\n`);
+  });
 }
 
 async function platformChild(store: Store, ref: string | undefined, platform: string): Promise<string> {

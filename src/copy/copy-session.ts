@@ -16,7 +16,7 @@
 import { LadingError } from '../errors.js';
 import { canonicalJsonBytes } from '../oci/canonical-json.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
-import { isManifestMediaType } from '../oci/media-types.js';
+import { isIndexMediaType, isManifestMediaType } from '../oci/media-types.js';
 import { parseManifest } from '../oci/parse.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
 import type { Descriptor, ImageIndex, Platform } from '../oci/types.js';
@@ -145,6 +145,14 @@ export class CopySession {
       top: boolean,
       given?: Uint8Array,
     ): Promise<Descriptor> => {
+      // A registry destination that holds this manifest holds all of it: no need to even read it (re-runs).
+      const selecting = top && given === undefined && image.platforms !== 'all' && isIndexMediaType(desc.mediaType);
+      if (!selecting && (await this.alreadyComplete(dst, desc, tags))) {
+        result.plan.push({ digest: desc.digest, size: desc.size, kind: 'manifest', action: 'skipped' });
+        const present: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+        if (this.options.referrers !== false) await copyAttached(present);
+        return present;
+      }
       const bytes = given ?? (await src.fetchManifest(desc));
       const parsed = parseManifest(bytes, desc, `manifest ${desc.digest} in ${src.name}`);
       const pushed: Descriptor = { mediaType: parsed.descriptor.mediaType, digest: desc.digest, size: desc.size };
@@ -160,20 +168,16 @@ export class CopySession {
           return copyManifest(filtered.descriptor, tags, true, filtered.bytes);
         }
       }
-      if (await this.alreadyComplete(dst, pushed, tags)) {
-        result.plan.push({ digest: desc.digest, size: desc.size, kind: 'manifest', action: 'skipped' });
+      if (parsed.kind === 'index') {
+        const wanted = parsed.index.manifests.filter((m) => keepChild(m, image));
+        await all(wanted.map((m) => (isManifestMediaType(m.mediaType) ? copyManifest(m, undefined, false) : copyBlob(m))));
       } else {
-        if (parsed.kind === 'index') {
-          const wanted = parsed.index.manifests.filter((m) => keepChild(m, image));
-          await all(wanted.map((m) => (isManifestMediaType(m.mediaType) ? copyManifest(m, undefined, false) : copyBlob(m))));
-        } else {
-          await all([parsed.manifest.config, ...parsed.manifest.layers].map((d) => copyBlob(d)));
-        }
-        if (!this.options.dryRun) await dst.pushManifest(pushed, bytes, tags === undefined ? {} : { tags, root: true }).catch(fail);
-        result.plan.push({ digest: desc.digest, size: desc.size, kind: 'manifest', action: 'pushed' });
-        result.manifests++;
-        emit({ type: 'manifest', digest: desc.digest, mediaType: pushed.mediaType, size: desc.size });
+        await all([parsed.manifest.config, ...parsed.manifest.layers].map((d) => copyBlob(d)));
       }
+      if (!this.options.dryRun) await dst.pushManifest(pushed, bytes, tags === undefined ? {} : { tags, root: true }).catch(fail);
+      result.plan.push({ digest: desc.digest, size: desc.size, kind: 'manifest', action: 'pushed' });
+      result.manifests++;
+      emit({ type: 'manifest', digest: desc.digest, mediaType: pushed.mediaType, size: desc.size });
       if (this.options.referrers !== false) await copyAttached(pushed);
       return pushed;
     };
@@ -236,7 +240,8 @@ export class CopySession {
   private tagsOf(src: Store): Promise<Set<string>> {
     let p = this.tagCache.get(src);
     if (p === undefined) {
-      p = src.tags().then((t) => new Set(t));
+      // A registry store keeps its own list (its referrers lookup reads the same one): one request per repository.
+      p = src instanceof RegistryStore ? src.cachedTags() : src.tags().then((t) => new Set(t));
       this.tagCache.set(src, p);
     }
     return p;

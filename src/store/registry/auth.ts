@@ -69,6 +69,11 @@ export class Authenticator {
     return token.header;
   }
 
+  /** Whether any credential is configured for this registry and repository. */
+  async hasCredential(host: string, repository: string): Promise<boolean> {
+    return (await this.credentials(host, repository)) !== undefined;
+  }
+
   /** Forgets a token the registry rejected, so the next request fetches a new one. */
   invalidate(host: string, scopes: readonly string[]): void {
     this.tokens.delete(tokenKey(host, scopes));

@@ -49,6 +49,8 @@ const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/;
 
 export class RegistryClient {
   readonly retry: RetryPolicy;
+  /** Per registry host: whether it has the referrers API (learned from its first answer in this run). */
+  readonly referrersApi = new Map<string, boolean>();
   private readonly auth: Authenticator;
   private readonly schemes = new Map<string, Promise<'https' | 'http'>>();
   private agents: Promise<{ verified: Agent; unverified: Agent }> | undefined;
@@ -111,10 +113,11 @@ export class RegistryClient {
       }
       if (res.statusCode === 401) {
         await res.body.dump().catch(() => undefined);
-        throw new LadingError('AUTH', `${host} denied ${req.method} on ${req.repository} (401): check your credentials for ${host}`, {
-          registry: host,
-          repository: req.repository,
-        });
+        const access = req.method === 'GET' || req.method === 'HEAD' ? 'pull from' : 'push to';
+        const message = (await this.auth.hasCredential(host, req.repository))
+          ? `${host} denied access to ${access} ${req.repository} with the credentials given (401): check --creds, --authfile or your login for ${host}`
+          : `${host} requires authentication to ${access} ${req.repository} (401): pass --creds USER:PASS or --authfile, or log in to ${host}`;
+        throw new LadingError('AUTH', message, { registry: host, repository: req.repository });
       }
       const location = header(responseHeaders, 'location');
       if ([301, 302, 303, 307, 308].includes(res.statusCode) && location !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {

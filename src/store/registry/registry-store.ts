@@ -29,6 +29,7 @@ export class RegistryStore implements Store {
   readonly name: string;
   readonly host: string;
   private readonly scopes: string[];
+  private tagCache: Promise<Set<string>> | undefined;
 
   constructor(
     readonly client: RegistryClient,
@@ -149,6 +150,7 @@ export class RegistryStore implements Store {
   async pushManifest(desc: Descriptor, bytes: Uint8Array, options: { tags?: readonly string[]; root?: boolean } = {}): Promise<void> {
     verifyBytes(bytes, desc, 'manifest');
     const targets = options.tags?.length ? options.tags : [desc.digest];
+    if (options.tags?.length) this.tagCache = undefined;
     let subjectHandled = false;
     for (const target of targets) {
       const res = await this.request('PUT', `manifests/${target}`, { 'content-type': desc.mediaType }, Buffer.from(bytes), true);
@@ -220,22 +222,30 @@ export class RegistryStore implements Store {
    * (404), the `sha256-<hex>` tag schema index, as the distribution spec says clients must fall back to.
    */
   async referrers(desc: Descriptor): Promise<Descriptor[]> {
-    const res = await this.request('GET', `referrers/${desc.digest}`, { accept: MediaType.ociIndex });
-    if (res.status === 200 && header(res.headers, 'content-type')?.startsWith(MediaType.ociIndex)) {
-      const index = (await res.body.json()) as ImageIndex;
-      return Array.isArray(index.manifests) ? index.manifests : [];
+    if (this.client.referrersApi.get(this.host) !== false) {
+      const res = await this.request('GET', `referrers/${desc.digest}`, { accept: MediaType.ociIndex });
+      if (res.status === 200 && header(res.headers, 'content-type')?.startsWith(MediaType.ociIndex)) {
+        this.client.referrersApi.set(this.host, true);
+        const index = (await res.body.json()) as ImageIndex;
+        return Array.isArray(index.manifests) ? index.manifests : [];
+      }
+      await res.body.dump().catch(() => undefined);
+      if (![200, 400, 404, 405].includes(res.status)) this.expectOk(res, 'list referrers');
+      // A registry without the API answers so for every subject: ask it once per run, not per image.
+      if (res.status !== 404 || this.client.referrersApi.get(this.host) === undefined) this.client.referrersApi.set(this.host, false);
     }
-    await res.body.dump().catch(() => undefined);
-    if (res.status !== 404 && res.status !== 200 && res.status !== 400 && res.status !== 405) this.expectOk(res, 'list referrers');
+    // The tag schema: one tag list per repository and run tells which subjects have a referrers index.
     const tag = referrersTag(desc.digest);
-    try {
-      const index = await this.resolve(tag);
-      const parsed = JSON.parse(Buffer.from(await this.fetchManifest(index)).toString('utf8')) as ImageIndex;
-      return Array.isArray(parsed.manifests) ? parsed.manifests : [];
-    } catch (e) {
-      if (e instanceof LadingError && e.code === 'NOT_FOUND') return [];
-      throw e;
-    }
+    if (!(await this.cachedTags()).has(tag)) return [];
+    const index = await this.resolve(tag);
+    const parsed = JSON.parse(Buffer.from(await this.fetchManifest(index)).toString('utf8')) as ImageIndex;
+    return Array.isArray(parsed.manifests) ? parsed.manifests : [];
+  }
+
+  /** The repository's tags, read once per store (a store lives for one run). */
+  cachedTags(): Promise<Set<string>> {
+    this.tagCache ??= this.tags().then((t) => new Set(t));
+    return this.tagCache;
   }
 
   async deleteManifest(digest: string): Promise<void> {
