@@ -45,7 +45,14 @@ export class Authenticator {
    * Answers a 401: remembers the challenge and returns the header to retry with. Throws a clear AUTH
    * error when there is nothing to retry with or the token server refuses.
    */
-  async answer(host: string, repository: string, scopes: readonly string[], wwwAuthenticate: string | undefined): Promise<string> {
+  async answer(
+    host: string,
+    repository: string,
+    scopes: readonly string[],
+    wwwAuthenticate: string | undefined,
+    /** The Authorization the 401 answered, if any: a cached token that was refused is not offered again. */
+    rejected?: string,
+  ): Promise<string> {
     const challenges = parseWwwAuthenticate(wwwAuthenticate ?? '');
     const challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
     if (challenge === undefined) {
@@ -59,6 +66,9 @@ export class Authenticator {
       return header;
     }
     const key = tokenKey(host, scopes);
+    // Concurrent requests that all met a 401 share the token the first one fetched.
+    const cached = this.tokens.get(key);
+    if (cached !== undefined && cached.expiresAt > Date.now() && cached.header !== rejected) return cached.header;
     let p = this.pending.get(key);
     if (p === undefined) {
       p = this.requestToken(host, repository, challenge, scopes, credential).finally(() => this.pending.delete(key));
@@ -72,11 +82,6 @@ export class Authenticator {
   /** Whether any credential is configured for this registry and repository. */
   async hasCredential(host: string, repository: string): Promise<boolean> {
     return (await this.credentials(host, repository)) !== undefined;
-  }
-
-  /** Forgets a token the registry rejected, so the next request fetches a new one. */
-  invalidate(host: string, scopes: readonly string[]): void {
-    this.tokens.delete(tokenKey(host, scopes));
   }
 
   private async requestToken(

@@ -106,8 +106,13 @@ export class RegistryClient {
       const responseHeaders = res.headers as RegistryResponse['headers'];
       if (res.statusCode === 401 && sameHost && !retriedAuth && !isStream(req.body)) {
         await res.body.dump().catch(() => undefined);
-        this.auth.invalidate(host, req.scopes);
-        headers.authorization = await this.auth.answer(host, req.repository, req.scopes, header(responseHeaders, 'www-authenticate'));
+        headers.authorization = await this.auth.answer(
+          host,
+          req.repository,
+          req.scopes,
+          header(responseHeaders, 'www-authenticate'),
+          sent.authorization,
+        );
         retriedAuth = true;
         continue;
       }
