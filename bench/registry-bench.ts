@@ -270,6 +270,10 @@ export async function mirrorBench(ctx: MirrorBenchContext): Promise<MirrorBenchR
     };
     const ladingReq = await countRequests('lading', () => ladingToRegistry(dstProxy.host, proxiedSet));
     const skopeoReq = await countRequests('skopeo', () => skopeoSync(dstProxy.host, proxiedSkopeoSet));
+    // Release payloads name their images by digest: the same re-run with the set written that way.
+    const proxiedDigestSet = join(scratch, 'set-proxied-digests.yaml');
+    await writeFile(proxiedDigestSet, ladingSetYaml(srcProxy.host, fx, 'digest'));
+    const ladingDigestReq = await countRequests('lading, images by digest,', () => ladingToRegistry(dstProxy.host, proxiedDigestSet));
     rowC.extraGoal = {
       text: `≤ ${GOAL_REQUESTS_PER_IMAGE} req/image`,
       value: `${ladingReq.perImage.toFixed(1)} req/image`,
@@ -341,6 +345,7 @@ export async function mirrorBench(ctx: MirrorBenchContext): Promise<MirrorBenchR
         `lading ${ladingReq.count}, ${ladingReq.perImage.toFixed(2)} per image (goal ≤ ${GOAL_REQUESTS_PER_IMAGE}: ${rowC.extraGoal.met ? 'met' : 'NOT met'})` +
         `${ladingReq.failed > 0 ? `, ${ladingReq.failed} failed` : ''}: ${ladingReq.breakdown.join(', ')}. ` +
         `skopeo sync ${skopeoReq.count}, ${skopeoReq.perImage.toFixed(2)} per image: ${skopeoReq.breakdown.join(', ')} (it skips an image whose manifest the target has). ` +
+        `The same set named by digest (as release payloads name images), lading: ${ladingDigestReq.count}, ${ladingDigestReq.perImage.toFixed(2)} per image: ${ladingDigestReq.breakdown.join(', ')}. ` +
         `lading start-up alone (\`lading --version\`, median of 3): ${startup.toFixed(2)} s.${floorNote}`,
       `skopeo keeps its blob-info cache (/var/lib/containers/cache) between runs, as it does in real use; each (a) target is a new instance on a new port.`,
     );
@@ -390,8 +395,9 @@ async function moved(cli: string, args: string[]): Promise<{ seconds: number; te
   return { seconds: secs, text: `moved ${gib(bytes)}; blobs: ${counts}` };
 }
 
-function ladingSetYaml(host: string, fx: MirrorFixture): string {
-  return stringify({ images: fx.images.map((i) => ({ name: `docker://${host}/${i.repo}:${i.tag}` })) });
+function ladingSetYaml(host: string, fx: MirrorFixture, by: 'tag' | 'digest' = 'tag'): string {
+  const name = (i: MirrorFixture['images'][number]) => (by === 'tag' ? `${i.repo}:${i.tag}` : `${i.repo}@${i.manifest.digest}`);
+  return stringify({ images: fx.images.map((i) => ({ name: `docker://${host}/${name(i)}` })) });
 }
 
 /** skopeo sync's YAML source: registry → {images: {repo: [tags]}}, plain HTTP. */

@@ -1,6 +1,9 @@
-/** `lading copy SRC DST`: one image between any two of docker://, oci: and oci-archive:. */
+/**
+ * `lading copy SRC DST`: one image between any two of docker://, oci: and oci-archive:. The copy engine
+ * is loaded when the command runs, not when the CLI starts.
+ */
 import type { Command } from 'commander';
-import { type CopyResult, CopySession } from '../copy/copy-session.js';
+import type { CopyResult } from '../copy/copy-session.js';
 import { LadingError } from '../errors.js';
 import { isDigest } from '../oci/digest.js';
 import { parsePlatform } from '../oci/platform.js';
@@ -45,6 +48,7 @@ export function registerCopyCommand(program: Command): void {
     if (dstTag !== undefined && isDigest(dstTag)) {
       throw new LadingError('USAGE', `destination ${dstInput} names a digest: name a tag, or no tag at all`);
     }
+    const { CopySession } = await import('../copy/copy-session.js');
     const client = registryClient(flags, { src: hostOf(srcRef), dest: hostOf(dstRef) });
     try {
       const src = await openStore(srcRef, 'read', { registry: client });

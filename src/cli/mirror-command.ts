@@ -1,11 +1,13 @@
-/** `lading mirror`: a mirror set (or a carried mirror) into a registry prefix, one layout, or one archive. */
+/**
+ * `lading mirror`: a mirror set (or a carried mirror) into a registry prefix, one layout, or one archive.
+ * The mirror engine and the YAML parser are loaded when the command runs, not when the CLI starts.
+ */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { type MirrorSource, mirror } from '../copy/mirror.js';
+import type { MirrorSource } from '../copy/mirror.js';
 import { parseMirrorTarget, parseShard } from '../copy/mirror-names.js';
-import { imageDigestMirrorSet, mappingList } from '../copy/mirror-outputs.js';
-import { parseMirrorSet } from '../copy/mirror-set.js';
+import type { MirrorMapping } from '../copy/mirror-outputs.js';
 import { LadingError, fsError } from '../errors.js';
 import { parseSize } from '../store/archive/parts.js';
 import { positive } from './copy-command.js';
@@ -53,6 +55,7 @@ export function registerMirrorCommand(program: Command): void {
   addRegistryFlags(cmd).action(async (flags: MirrorFlags) => {
     if ((flags.file === undefined) === (flags.from === undefined))
       throw new LadingError('USAGE', 'give either -f MIRRORSET.yaml or --from oci:DIR|oci-archive:FILE');
+    const [{ mirror }, { parseMirrorSet }] = await Promise.all([import('../copy/mirror.js'), import('../copy/mirror-set.js')]);
     const to = parseMirrorTarget(flags.to);
     let from: MirrorSource;
     if (flags.file !== undefined) {
@@ -109,7 +112,8 @@ export function registerMirrorCommand(program: Command): void {
   });
 }
 
-async function writeResults(dir: string, registry: boolean, mappings: Parameters<typeof mappingList>[0]): Promise<void> {
+async function writeResults(dir: string, registry: boolean, mappings: MirrorMapping[]): Promise<void> {
+  const { imageDigestMirrorSet, mappingList } = await import('../copy/mirror-outputs.js');
   await mkdir(dir, { recursive: true }).catch((e) => {
     throw fsError(e, 'create', dir);
   });

@@ -1,10 +1,12 @@
 /**
  * Moving one blob between two stores by the cheapest honest means, in order: already there (skip), a
  * cross-repository mount within one registry, a hard link or reflink between local layouts, and last a
- * verified stream. Every path ends with content checked against its digest.
+ * verified stream. Every path ends with content checked against its digest, once: a registry upload
+ * takes a source stream that verifies itself (every store's fetchBlob) as it is, without hashing again.
  */
 import { type Readable, Transform, addAbortSignal, pipeline } from 'node:stream';
 import { LadingError } from '../errors.js';
+import { DigestVerifier } from '../oci/digest.js';
 import type { Descriptor } from '../oci/types.js';
 import { RegistryStore } from '../store/registry/registry-store.js';
 import { type Store, isLocalBlobSink, isLocalBlobSource } from '../store/store.js';
@@ -20,6 +22,17 @@ export interface TransferContext {
   mountSources(digest: string, host: string): string[];
 }
 
+export interface TransferHints {
+  /**
+   * Repositories of the destination registry known to hold the blob: mounting from one is tried before
+   * asking whether the destination has it (a mount answers that too, in one request).
+   */
+  mountFirst?: readonly string[];
+}
+
+/** Bytes between progress events. */
+const PROGRESS_STEP = 8 << 20;
+
 /** What would happen to this blob, without doing it (for --dry-run). */
 export async function planBlob(src: Store, dst: Store, desc: Descriptor, ctx: TransferContext): Promise<BlobAction> {
   if (await dst.has(desc)) return 'skipped';
@@ -28,11 +41,26 @@ export async function planBlob(src: Store, dst: Store, desc: Descriptor, ctx: Tr
   return 'copied';
 }
 
-export async function transferBlob(src: Store, dst: Store, desc: Descriptor, ctx: TransferContext): Promise<BlobAction> {
+export async function transferBlob(
+  src: Store,
+  dst: Store,
+  desc: Descriptor,
+  ctx: TransferContext,
+  hints: TransferHints = {},
+): Promise<BlobAction> {
   ctx.signal.throwIfAborted();
+  const tried = new Set<string>();
+  if (dst instanceof RegistryStore) {
+    for (const from of hints.mountFirst ?? []) {
+      if (from === dst.repository || tried.has(from)) continue;
+      tried.add(from);
+      if (await dst.mountBlob(desc, from)) return 'mounted';
+    }
+  }
   if (await dst.has(desc)) return 'skipped';
   if (dst instanceof RegistryStore) {
     for (const from of mountCandidates(src, dst, desc, ctx)) {
+      if (tried.has(from)) continue;
       if (await dst.mountBlob(desc, from)) return 'mounted';
     }
   }
@@ -43,13 +71,38 @@ export async function transferBlob(src: Store, dst: Store, desc: Descriptor, ctx
   // A registry that lost an upload session midway gets the blob again from the start, a bounded number of times.
   for (let attempt = 1; ; attempt++) {
     try {
-      const stream = counted(await src.fetchBlob(desc), desc, ctx.emit);
-      await dst.pushBlob(desc, addAbortSignal(ctx.signal, stream));
+      const fetched = await src.fetchBlob(desc);
+      if (dst instanceof RegistryStore) {
+        await dst.pushBlob(desc, addAbortSignal(ctx.signal, fetched), {
+          verified: verifiesItself(fetched, desc),
+          onBytes: progress(desc, ctx.emit),
+        });
+      } else if (verifiesItself(fetched, desc)) {
+        // Handed over as it is, so the sink sees a verifying stream and need not hash it again;
+        // progress is read off the verifier's byte count instead of a counting stream in between.
+        const stop = watchBytes(fetched, progress(desc, ctx.emit));
+        try {
+          await dst.pushBlob(desc, addAbortSignal(ctx.signal, fetched));
+        } finally {
+          stop();
+        }
+      } else {
+        await dst.pushBlob(desc, addAbortSignal(ctx.signal, counted(fetched, desc, ctx.emit)));
+      }
       return 'copied';
     } catch (e) {
       if (!(e instanceof LadingError && e.context.restart === 'upload') || attempt >= 3 || ctx.signal.aborted) throw e;
     }
   }
+}
+
+/**
+ * True when `stream` is a digest verifier for exactly this blob (what verifiedStream hands out): it errors
+ * instead of ending when the bytes do not match, so a sink that commits only on a clean end may skip
+ * hashing them again.
+ */
+export function verifiesItself(stream: Readable, desc: Descriptor): stream is DigestVerifier {
+  return stream instanceof DigestVerifier && stream.expectedDigest === desc.digest && stream.expectedSize === desc.size;
 }
 
 function mountCandidates(src: Store, dst: Store, desc: Descriptor, ctx: TransferContext): string[] {
@@ -59,17 +112,31 @@ function mountCandidates(src: Store, dst: Store, desc: Descriptor, ctx: Transfer
   return [...new Set(out)];
 }
 
+/** A byte counter reporting at most every PROGRESS_STEP bytes. */
+function progress(desc: Descriptor, emit: ProgressListener): (transferred: number) => void {
+  let reported = 0;
+  return (transferred) => {
+    if (transferred - reported < PROGRESS_STEP) return;
+    reported = transferred;
+    emit({ type: 'bytes', digest: desc.digest, transferred, size: desc.size });
+  };
+}
+
+/** Reports a verifier's byte count a few times a second until stopped. */
+function watchBytes(verifier: DigestVerifier, report: (transferred: number) => void): () => void {
+  const timer = setInterval(() => report(verifier.bytes), 250);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Passes a blob stream through, reporting bytes at most every 8 MiB; errors travel both ways. */
 function counted(source: Readable, desc: Descriptor, emit: ProgressListener): Readable {
   let transferred = 0;
-  let reported = 0;
+  const report = progress(desc, emit);
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       transferred += chunk.length;
-      if (transferred - reported >= 8 << 20) {
-        reported = transferred;
-        emit({ type: 'bytes', digest: desc.digest, transferred, size: desc.size });
-      }
+      report(transferred);
       done(null, chunk);
     },
   });

@@ -15,7 +15,7 @@
  */
 import { LadingError } from '../errors.js';
 import { canonicalJsonBytes } from '../oci/canonical-json.js';
-import { digestOf, parseDigest } from '../oci/digest.js';
+import { digestOf, isDigest, parseDigest } from '../oci/digest.js';
 import { isIndexMediaType, isManifestMediaType } from '../oci/media-types.js';
 import { parseManifest } from '../oci/parse.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
@@ -82,13 +82,18 @@ export class CopySession {
   /** digest -> repositories of a registry host where this run has put it, for cross-repository mounts. */
   private readonly placed = new Map<string, Set<string>>();
   private readonly tagCache = new Map<Store, Promise<Set<string>>>();
+  /** host\0digest -> the first transfer of that blob to that registry in this run, and its repository. */
+  private readonly hostTransfers = new Map<string, { repository: string; done: Promise<boolean> }>();
 
   constructor(private readonly options: SessionOptions = {}) {}
 
   async copy(src: Store, srcRef: string | undefined, dst: Store, image: ImageCopyOptions = {}): Promise<CopyResult> {
     const failure = new AbortController();
+    // A re-run's questions do not depend on each other: what the source's tag names, what the
+    // destination's tags name, the source's tag list (referrers, cosign tags). Ask them at once.
+    const early = this.startEarly(src, dst, image);
     const result: CopyResult = {
-      descriptor: await src.resolve(srcRef),
+      descriptor: await this.resolveSource(src, srcRef, dst, image, early),
       manifests: 0,
       blobs: { skipped: 0, mounted: 0, linked: 0, copied: 0 },
       bytes: 0,
@@ -118,7 +123,7 @@ export class CopySession {
       for (;;) {
         let p = this.blobs.get(key);
         if (p === undefined) {
-          p = this.limitFor(dst)(() => (this.options.dryRun ? planBlob(src, dst, desc, ctx) : transferBlob(src, dst, desc, ctx)));
+          p = this.moveBlob(src, dst, desc, ctx);
           this.blobs.set(key, p);
           // A transfer stopped because another image failed may be wanted again by this one.
           p.catch(() => failure.signal.aborted && this.blobs.get(key) === p && this.blobs.delete(key));
@@ -147,7 +152,8 @@ export class CopySession {
     ): Promise<Descriptor> => {
       // A registry destination that holds this manifest holds all of it: no need to even read it (re-runs).
       const selecting = top && given === undefined && image.platforms !== 'all' && isIndexMediaType(desc.mediaType);
-      if (!selecting && (await this.alreadyComplete(dst, desc, tags))) {
+      const known = top && given === undefined ? early : undefined;
+      if (!selecting && (await this.alreadyComplete(dst, desc, tags, known))) {
         result.plan.push({ digest: desc.digest, size: desc.size, kind: 'manifest', action: 'skipped' });
         const present: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
         if (this.options.referrers !== false) await copyAttached(present);
@@ -204,15 +210,81 @@ export class CopySession {
     return result;
   }
 
+  /**
+   * One blob into one destination. Within a registry a blob goes up once per run, whatever the number
+   * of repositories wanting it: the first repository uploads it, and the others wait for that (without
+   * holding a transfer slot), then mount it from there, falling back to their own transfer if the
+   * registry refuses the mount or the first upload failed.
+   */
+  private async moveBlob(src: Store, dst: Store, desc: Descriptor, ctx: TransferContext): Promise<BlobAction> {
+    const limit = this.limitFor(dst);
+    if (this.options.dryRun) return limit(() => planBlob(src, dst, desc, ctx));
+    if (!(dst instanceof RegistryStore)) return limit(() => transferBlob(src, dst, desc, ctx));
+    const key = `${dst.host}\0${desc.digest}`;
+    const first = this.hostTransfers.get(key);
+    let mountFirst: string[] = [];
+    if (first !== undefined && first.repository !== dst.repository && (await first.done)) mountFirst = [first.repository];
+    else mountFirst = ctx.mountSources(desc.digest, dst.host);
+    const p = limit(() => transferBlob(src, dst, desc, ctx, { mountFirst }));
+    if (first === undefined || !(await first.done)) {
+      this.hostTransfers.set(key, {
+        repository: dst.repository,
+        done: p.then(
+          () => true,
+          () => false,
+        ),
+      });
+    }
+    return p;
+  }
+
+  /**
+   * Questions asked before the source's answer is in: the source's tag list (wanted for referrers and
+   * cosign tags whatever happens) and, when the image is taken whole, what the destination's tags name.
+   */
+  private startEarly(src: Store, dst: Store, image: ImageCopyOptions): EarlyAnswers {
+    if (this.options.referrers !== false) this.tagsOf(src).catch(() => undefined); // cached; its error surfaces where it is used
+    const early: EarlyAnswers = { tags: new Map() };
+    if (!(dst instanceof RegistryStore) || image.platforms !== 'all') return early;
+    for (const tag of image.tags ?? []) {
+      const p = resolveIfPresent(dst, tag);
+      p.catch(() => undefined); // awaited (and its error reported) in alreadyComplete
+      early.tags.set(tag, p);
+    }
+    return early;
+  }
+
+  /**
+   * The descriptor of the image to copy. An image named by digest, taken whole, that a registry
+   * destination already holds (under the tags asked for) is described by the destination's answer: the
+   * source need not be asked at all, which leaves a re-run one request per image besides its referrers.
+   */
+  private async resolveSource(
+    src: Store,
+    srcRef: string | undefined,
+    dst: Store,
+    image: ImageCopyOptions,
+    early: EarlyAnswers,
+  ): Promise<Descriptor> {
+    if (srcRef !== undefined && isDigest(srcRef) && dst instanceof RegistryStore && image.platforms === 'all') {
+      const answers = early.tags.size > 0 ? [...early.tags.values()] : [resolveIfPresent(dst, srcRef)];
+      const there = await Promise.all(answers);
+      const first = there[0];
+      if (first !== undefined && there.every((d) => d?.digest === srcRef)) {
+        early.present = srcRef;
+        return { mediaType: first.mediaType, digest: first.digest, size: first.size };
+      }
+    }
+    return src.resolve(srcRef);
+  }
+
   /** The destination holds this manifest (under the tags asked for) and will not hold it half-copied. */
-  private async alreadyComplete(dst: Store, desc: Descriptor, tags: readonly string[] | undefined): Promise<boolean> {
+  private async alreadyComplete(dst: Store, desc: Descriptor, tags: readonly string[] | undefined, early?: EarlyAnswers): Promise<boolean> {
     if (!(dst instanceof RegistryStore)) return false; // a layout may lack blobs it references: walk it
+    if (early?.present === desc.digest) return true;
     if (tags !== undefined && tags.length > 0) {
       for (const tag of tags) {
-        const found = await dst.resolve(tag).catch((e: unknown) => {
-          if (e instanceof LadingError && e.code === 'NOT_FOUND') return undefined;
-          throw e;
-        });
+        const found = await (early?.tags.get(tag) ?? resolveIfPresent(dst, tag));
         if (found?.digest !== desc.digest) return false;
       }
       return true;
@@ -246,6 +318,22 @@ export class CopySession {
     }
     return p;
   }
+}
+
+/** What the destination was asked before the source answered (see CopySession.startEarly). */
+interface EarlyAnswers {
+  /** Per destination tag: what it names there, or undefined. */
+  tags: Map<string, Promise<Descriptor | undefined>>;
+  /** A digest the destination is known to hold whole, under the tags asked for. */
+  present?: string;
+}
+
+/** What `tag` names in `store`, or undefined when it names nothing. */
+function resolveIfPresent(store: Store, tag: string): Promise<Descriptor | undefined> {
+  return store.resolve(tag).catch((e: unknown) => {
+    if (e instanceof LadingError && e.code === 'NOT_FOUND') return undefined;
+    throw e;
+  });
 }
 
 function hasReferrers(s: Store): s is Store & ReferrerSource {

@@ -115,7 +115,8 @@ export async function mirror(
   } finally {
     await carried?.close();
   }
-  report.images.sort((a, b) => a.source.localeCompare(b.source));
+  // Code-unit order: the same on every machine, and no collator to load (localeCompare's first call costs ~30 ms).
+  report.images.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
   return report;
 }
 

@@ -6,10 +6,7 @@
 import { LadingError } from '../errors.js';
 import { isDigest, parseDigest } from '../oci/digest.js';
 import { formatReference, type ImageReference, parseImageReference } from '../oci/reference.js';
-import { ArchiveReader, ArchiveWriter } from './archive/archive-store.js';
-import { LayoutStore } from './layout/layout-store.js';
-import { RegistryClient } from './registry/client.js';
-import { RegistryStore } from './registry/registry-store.js';
+import type { RegistryClient } from './registry/client.js';
 import type { Store } from './store.js';
 
 export type TransportRef =
@@ -78,15 +75,25 @@ export interface OpenContext {
   registry?: RegistryClient;
 }
 
+/**
+ * Opens the store a reference names. Each kind of store is loaded when first opened: a command that
+ * parses references (most do) does not pay at start-up for the stores it never opens.
+ */
 export async function openStore(t: TransportRef, mode: 'read' | 'write', context: OpenContext = {}): Promise<Store> {
   switch (t.transport) {
-    case 'oci':
+    case 'oci': {
+      const { LayoutStore } = await import('./layout/layout-store.js');
       return LayoutStore.open(t.path, mode);
-    case 'oci-archive':
+    }
+    case 'oci-archive': {
+      const { ArchiveReader, ArchiveWriter } = await import('./archive/archive-store.js');
       return mode === 'read' ? ArchiveReader.open(t.path) : ArchiveWriter.create(t.path);
+    }
     case 'docker': {
+      const { RegistryStore } = await import('./registry/registry-store.js');
       const access = mode === 'write' ? 'push' : 'pull';
       if (context.registry !== undefined) return new RegistryStore(context.registry, t.image.domain, t.image.path, access);
+      const { RegistryClient } = await import('./registry/client.js');
       return new RegistryStore(new RegistryClient(), t.image.domain, t.image.path, access, true);
     }
   }

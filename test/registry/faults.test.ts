@@ -28,6 +28,7 @@ import { LayoutStore } from '../../src/store/layout/layout-store.js';
 import { type FaultProxy, type FaultRule, type ProxyLogEntry, startFaultProxy, startRedirectTarget } from '../helpers/fault-proxy.js';
 import { type RegistryInstance, startRegistry } from '../helpers/registry.js';
 import { startResponseDropper } from '../helpers/response-dropper.js';
+import { startRequestCutter } from './request-cutter.js';
 import { lading, ladingOk, ok, type RunResult } from '../helpers/run.js';
 
 const MiB = 1024 * 1024;
@@ -427,7 +428,8 @@ describe('registry faults', { concurrency: 4 }, () => {
       log.some((e) => e.method === 'PATCH' && e.fault === 'reset-after'),
       'a PATCH was reset',
     );
-    assert.ok(log.filter((e) => e.method === 'PATCH').length >= 3, 'a 40 MiB layer goes in 16 MiB chunks');
+    // The answer's head (202) got through before the reset: the layer went in one PATCH, sent once.
+    assert.equal(log.filter((e) => e.method === 'PATCH').length, 1, 'one PATCH');
     assert.ok(log.some((e) => e.method === 'PUT' && e.fault === 'status' && e.status === 503));
     assert.ok(log.some((e) => e.method === 'PUT' && /\/manifests\/1$/.test(e.path) && e.status === 201));
     const inspected = JSON.parse(await ok('skopeo', 'inspect', '--tls-verify=false', `docker://${dstReg.host}/up/huge:1`)) as {
@@ -438,15 +440,24 @@ describe('registry faults', { concurrency: 4 }, () => {
     assert.deepEqual(inspected.Layers, [huge.layer.digest]);
   });
 
-  it('11b. resumes a chunked upload after a 503 on a PATCH', async () => {
-    // upload.ts treats 5xx/408/429 answers to a PATCH as "ask the registry how far it got and resend",
-    // but RegistryClient.send turns a retryable status into a thrown error for non-idempotent requests.
+  it('11b. after a 503 on a PATCH, resends from the offset the registry reports, out of what it holds, not from the source', async () => {
+    // RegistryClient.send hands a PATCH's 503 back (a PATCH is not repeated blindly); upload.ts asks the
+    // registry how far it got (nowhere: the proxy answered) and resends from its replay window, on the
+    // same upload session. The source (a registry, through a proxy of its own) is read once.
+    const srcProxy = await proxyFor(reg);
     const dstProxy = await proxyFor(dstReg);
     const r = await withRules(dstProxy, [{ method: 'PATCH', times: 1, fault: { kind: 'status', status: 503 } }], () =>
-      copy(`oci:${build}:big`, `docker://${dstProxy.host}/up503/big:1`),
+      copy(src(srcProxy, 'big'), `docker://${dstProxy.host}/up503/big:1`),
     );
-    assert.ok(dstProxy.log.some((e) => e.method === 'PATCH' && e.status === 503));
     assert.equal(r.code, 0, `copy exited ${r.code}: ${r.stderr}`);
+    const patches = dstProxy.log.filter((e) => e.method === 'PATCH');
+    assert.deepEqual(
+      patches.map((e) => e.status),
+      [503, 202],
+    );
+    assert.equal(patches[0]?.path.split('?')[0], patches[1]?.path.split('?')[0], 'the same upload session');
+    assert.equal(patches[1]?.headers['content-range'], `0-${big.layer.size - 1}`);
+    assert.equal(srcProxy.log.filter((e) => e.method === 'GET' && blobPath(big.layer.digest).test(e.path)).length, 1, 'read once');
     assert.equal(await registryDigest(dstReg, 'up503/big', '1'), big.manifest.digest);
   });
 
@@ -471,6 +482,46 @@ describe('registry faults', { concurrency: 4 }, () => {
     }
   });
 
+  it('11d. a PATCH cut mid-body: distribution drops the session, and the blob goes again from the start', async () => {
+    // distribution 2.8 cancels an upload whose size no longer matches the offset in its Location's
+    // _state, so there is nothing to resume: the copy engine fetches the blob again and sends it whole.
+    const cutter = await startRequestCutter(dstReg.host, (head) => head.startsWith('PATCH '), 30 * MiB);
+    try {
+      const r = await copy(`oci:${build}:huge`, `docker://${cutter.host}/cut/huge:1`);
+      assert.equal(r.code, 0, `copy exited ${r.code}: ${r.stderr}`);
+      const patches = cutter.requests.filter((q) => q.head.startsWith('PATCH '));
+      assert.deepEqual(
+        patches.map((q) => q.cut),
+        [true, false],
+      );
+      assert.match(patches[1]?.head ?? '', new RegExp(`\r\ncontent-range: 0-${huge.layer.size - 1}\r\n`, 'i'));
+      assert.ok(
+        cutter.requests.some((q) => /^GET \S*\/blobs\/uploads\//.test(q.head)),
+        'the upload status was asked',
+      );
+      assert.equal(await registryDigest(dstReg, 'cut/huge', '1'), huge.manifest.digest);
+    } finally {
+      await cutter.stop();
+    }
+  });
+
+  it('11e. a registry that refuses one large PATCH (413) gets the blob in chunks', async () => {
+    const dstProxy = await proxyFor(dstReg);
+    const r = await withRules(dstProxy, [{ method: 'PATCH', times: 1, fault: { kind: 'status', status: 413 } }], () =>
+      copy(`oci:${build}:huge`, `docker://${dstProxy.host}/chunks/huge:1`),
+    );
+    assert.equal(r.code, 0, `copy exited ${r.code}: ${r.stderr}`);
+    const patches = dstProxy.log.filter((e) => e.method === 'PATCH');
+    assert.equal(patches[0]?.status, 413);
+    // 40 MiB in chunks of 16 MiB: three more PATCHes, each with its length and range.
+    assert.deepEqual(
+      patches.slice(1).map((e) => e.status),
+      [202, 202, 202],
+    );
+    for (const e of patches.slice(1)) assert.ok(Number(e.headers['content-length']) <= 16 * MiB, String(e.headers['content-length']));
+    assert.equal(await registryDigest(dstReg, 'chunks/huge', '1'), huge.manifest.digest);
+  });
+
   it('12. never commits a blob whose source bytes are corrupt (monolithic and chunked uploads)', async () => {
     const corrupt = join(work, 'corrupt');
     const store = await LayoutStore.open(corrupt, 'write');
@@ -482,7 +533,7 @@ describe('registry faults', { concurrency: 4 }, () => {
     }
     await store.close();
     for (const f of [small, big]) {
-      // A byte near the end: a 20 MiB layer has sent its first 16 MiB chunk before the digest is known.
+      // A byte near the end: most of a 20 MiB layer has gone up before the digest is known.
       const file = blobFile(corrupt, f.layer.digest);
       const bytes = await readFile(file);
       bytes[bytes.length - 5000] = (bytes[bytes.length - 5000] ?? 0) ^ 0x01;
@@ -498,11 +549,13 @@ describe('registry faults', { concurrency: 4 }, () => {
       const r = await copy(`oci:${corrupt}:${name}`, dst);
       assertFailed(r, new RegExp(escape(f.layer.digest)), /corrupt/, /hashes to/);
       const log = dstProxy.log;
+      // The streamed PATCH started, and never completed: its last bytes wait for the verifier, which failed.
       if (name === 'big')
         assert.ok(
-          log.some((e) => e.method === 'PATCH' && e.status === 202),
-          'the first chunk was sent',
+          log.some((e) => e.method === 'PATCH' && e.status !== 202),
+          'the layer was being sent',
         );
+      assert.ok(!log.some((e) => e.method === 'PATCH' && e.status === 202), 'the registry never got the whole corrupt layer');
       const hex = f.layer.digest.slice('sha256:'.length);
       assert.ok(!log.some((e) => e.method === 'PUT' && e.path.includes(hex)), 'the upload of the layer was never committed');
       assert.ok(

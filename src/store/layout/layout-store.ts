@@ -122,11 +122,13 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
     const { path: tmp, fh } = await this.createTemp(desc.digest);
     try {
       // flush: fsync before close, so the rename below never publishes bytes still only in the page cache.
-      await pipeline(
-        content,
-        new DigestVerifier(desc.digest, desc.size, 'blob from source:'),
-        createWriteStream('', { fd: fh, flush: true, highWaterMark: READ_CHUNK }),
-      );
+      const file = createWriteStream('', { fd: fh, flush: true, highWaterMark: READ_CHUNK });
+      // A stream that verifies itself (any store's fetchBlob) is not hashed twice: it errors instead of
+      // ending on a mismatch, and nothing is committed unless the pipeline ends cleanly.
+      const verifying = content instanceof DigestVerifier && content.expectedDigest === desc.digest && content.expectedSize === desc.size;
+      await (verifying
+        ? pipeline(content, file)
+        : pipeline(content, new DigestVerifier(desc.digest, desc.size, 'blob from source:'), file));
       await this.commitBlob(tmp, desc.digest);
     } catch (e) {
       await rm(tmp, { force: true });

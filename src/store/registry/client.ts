@@ -10,7 +10,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { LadingError } from '../../errors.js';
 import { Authenticator, type CredentialLookup } from './auth.js';
 import { DEFAULT_RETRY, RetryableFailure, type RetryPolicy, isRetryableStatus, retryAfterMs, withRetry } from './retry.js';
@@ -33,7 +33,8 @@ export interface RegistryRequest {
   repository: string;
   scopes: readonly string[];
   headers?: Record<string, string>;
-  body?: Uint8Array | Readable | string;
+  /** Bytes, or a stream or async iterable (sent once: never repeated after a 401 or a failure). */
+  body?: Uint8Array | Readable | AsyncIterable<Uint8Array> | string;
   /** Retry on transient failures (only for requests that are safe to repeat; default: GET/HEAD/PUT of bytes). */
   idempotent?: boolean;
 }
@@ -45,15 +46,25 @@ export interface RegistryResponse {
   url: URL;
 }
 
+interface Agents {
+  verified: Agent;
+  unverified: Agent;
+  request: Undici['request'];
+}
+
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/;
 
 export class RegistryClient {
   readonly retry: RetryPolicy;
   /** Per registry host: whether it has the referrers API (learned from its first answer in this run). */
   readonly referrersApi = new Map<string, boolean>();
+  /** Per registry host: the first referrers request, while it is in flight (the others wait for it). */
+  readonly referrersProbes = new Map<string, Promise<unknown>>();
+  /** Registry hosts that refused a large streamed PATCH: uploads to them go in chunks (upload.ts). */
+  readonly chunkedUploads = new Set<string>();
   private readonly auth: Authenticator;
   private readonly schemes = new Map<string, Promise<'https' | 'http'>>();
-  private agents: Promise<{ verified: Agent; unverified: Agent }> | undefined;
+  private agents: Promise<Agents> | undefined;
 
   constructor(private readonly options: RegistryClientOptions = {}) {
     this.retry = options.retry ?? DEFAULT_RETRY;
@@ -136,10 +147,12 @@ export class RegistryClient {
   }
 
   private async raw(method: string, url: URL, headers: Record<string, string>, body: RegistryRequest['body']) {
-    const { verified, unverified } = await this.getAgents();
+    const { verified, unverified, request } = await this.getAgents();
     const dispatcher = this.verifies(url.host) ? verified : unverified;
     try {
-      return await request(url, { method: method as Dispatcher.HttpMethod, headers, body: body ?? null, dispatcher });
+      // undici sends async iterables too; its types list only streams.
+      const payload = (body ?? null) as NonNullable<Dispatcher.DispatchOptions['body']> | null;
+      return await request(url, { method: method as Dispatcher.HttpMethod, headers, body: payload, dispatcher });
     } catch (e) {
       const code = (e as { code?: string }).code ?? '';
       if (code === 'ECONNREFUSED') {
@@ -185,13 +198,18 @@ export class RegistryClient {
     return typeof v === 'function' ? v(host) : v;
   }
 
-  private getAgents() {
+  /**
+   * undici is loaded on the first request, not at import: every CLI command imports this module through
+   * the transports, and most never talk to a registry.
+   */
+  private getAgents(): Promise<Agents> {
     this.agents ??= (async () => {
-      const extra = await readCertDir(this.options.certDir);
+      const [{ Agent, request }, extra] = await Promise.all([loadUndici(), readCertDir(this.options.certDir)]);
       const common = { connections: 32, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 120_000 };
       return {
         verified: new Agent({ ...common, connect: { ca: [...rootCertificates, ...extra] } }),
         unverified: new Agent({ ...common, connect: { rejectUnauthorized: false } }),
+        request,
       };
     })();
     return this.agents;
@@ -201,6 +219,32 @@ export class RegistryClient {
     if (this.agents === undefined) return;
     const { verified, unverified } = await this.agents;
     await Promise.all([verified.close(), unverified.close()]);
+  }
+}
+
+type Undici = typeof import('undici');
+
+/**
+ * undici's Agent and request. Its index loads every feature it has (fetch, WebSocket, caches, mocks):
+ * about 200 ms of start-up, three quarters of which these two modules do not need. undici has no
+ * `exports` map, so its modules can be loaded directly (the version is pinned); should a later version
+ * move them, the index is loaded instead.
+ */
+async function loadUndici(): Promise<Pick<Undici, 'Agent' | 'request'>> {
+  try {
+    const [agent, api] = await Promise.all([
+      import('undici/lib/dispatcher/agent.js' as string) as Promise<{ default: Undici['Agent'] }>,
+      import('undici/lib/api/api-request.js' as string) as Promise<{ default: (this: Dispatcher, opts: object) => Promise<unknown> }>,
+    ]);
+    const Agent = agent.default;
+    const dispatch = api.default;
+    if (typeof Agent !== 'function' || typeof dispatch !== 'function') throw new Error('undici layout changed');
+    // What undici's own request(url, options) does: split the URL into origin and path for the dispatcher.
+    const request = ((url: URL, { dispatcher, ...opts }: { dispatcher: Dispatcher } & Record<string, unknown>) =>
+      dispatch.call(dispatcher, { ...opts, origin: url.origin, path: `${url.pathname}${url.search}` })) as unknown as Undici['request'];
+    return { Agent, request };
+  } catch {
+    return import('undici');
   }
 }
 
@@ -222,8 +266,9 @@ function withoutAuthorization(headers: Record<string, string>): Record<string, s
   return rest;
 }
 
+/** A body that can be read only once: a stream or an async iterable (an upload from its source). */
 function isStream(body: RegistryRequest['body']): boolean {
-  return typeof body === 'object' && body !== null && typeof (body as Readable).pipe === 'function';
+  return typeof body === 'object' && body !== null && !(body instanceof Uint8Array);
 }
 
 function pathOnly(url: URL): string {

@@ -16,7 +16,7 @@ import type { Store } from '../store.js';
 import { repositoryScope } from './challenge.js';
 import { type RegistryClient, type RegistryResponse, header } from './client.js';
 import { backoffMs, isTransientError } from './retry.js';
-import { uploadBlob } from './upload.js';
+import { type UploadOptions, uploadBlob } from './upload.js';
 
 export const MANIFEST_ACCEPT = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].join(
   ', ',
@@ -120,8 +120,9 @@ export class RegistryStore implements Store {
     return length === undefined || Number(length) === desc.size;
   }
 
-  async pushBlob(desc: Descriptor, content: Readable): Promise<void> {
-    await uploadBlob(this, desc, content);
+  /** Uploads a blob; see upload.ts for `options` (a source already verifying its digest is not hashed twice). */
+  async pushBlob(desc: Descriptor, content: Readable, options?: UploadOptions): Promise<void> {
+    await uploadBlob(this, desc, content, options);
   }
 
   /** Cross-repository mount within this registry; true when the registry mounted it. */
@@ -222,17 +223,19 @@ export class RegistryStore implements Store {
    * (404), the `sha256-<hex>` tag schema index, as the distribution spec says clients must fall back to.
    */
   async referrers(desc: Descriptor): Promise<Descriptor[]> {
+    // While the first question to this registry is open, the others wait for what it learns.
+    for (let probe = this.client.referrersProbes.get(this.host); probe !== undefined; probe = this.client.referrersProbes.get(this.host)) {
+      await probe.catch(() => undefined);
+    }
     if (this.client.referrersApi.get(this.host) !== false) {
-      const res = await this.request('GET', `referrers/${desc.digest}`, { accept: MediaType.ociIndex });
-      if (res.status === 200 && header(res.headers, 'content-type')?.startsWith(MediaType.ociIndex)) {
-        this.client.referrersApi.set(this.host, true);
-        const index = (await res.body.json()) as ImageIndex;
-        return Array.isArray(index.manifests) ? index.manifests : [];
+      const ask = this.referrersFromApi(desc);
+      if (!this.client.referrersApi.has(this.host)) {
+        const probe = ask.finally(() => this.client.referrersProbes.delete(this.host));
+        probe.catch(() => undefined); // its failure is this call's to report
+        this.client.referrersProbes.set(this.host, probe);
       }
-      await res.body.dump().catch(() => undefined);
-      if (![200, 400, 404, 405].includes(res.status)) this.expectOk(res, 'list referrers');
-      // A registry without the API answers so for every subject: ask it once per run, not per image.
-      if (res.status !== 404 || this.client.referrersApi.get(this.host) === undefined) this.client.referrersApi.set(this.host, false);
+      const found = await ask;
+      if (found !== undefined) return found;
     }
     // The tag schema: one tag list per repository and run tells which subjects have a referrers index.
     const tag = referrersTag(desc.digest);
@@ -240,6 +243,21 @@ export class RegistryStore implements Store {
     const index = await this.resolve(tag);
     const parsed = JSON.parse(Buffer.from(await this.fetchManifest(index)).toString('utf8')) as ImageIndex;
     return Array.isArray(parsed.manifests) ? parsed.manifests : [];
+  }
+
+  /** The referrers API's answer, or undefined when this registry has no such API (learned once per run). */
+  private async referrersFromApi(desc: Descriptor): Promise<Descriptor[] | undefined> {
+    const res = await this.request('GET', `referrers/${desc.digest}`, { accept: MediaType.ociIndex });
+    if (res.status === 200 && header(res.headers, 'content-type')?.startsWith(MediaType.ociIndex)) {
+      this.client.referrersApi.set(this.host, true);
+      const index = (await res.body.json()) as ImageIndex;
+      return Array.isArray(index.manifests) ? index.manifests : [];
+    }
+    await res.body.dump().catch(() => undefined);
+    if (![200, 400, 404, 405].includes(res.status)) this.expectOk(res, 'list referrers');
+    // A registry without the API answers so for every subject: ask it once per run, not per image.
+    if (res.status !== 404 || this.client.referrersApi.get(this.host) === undefined) this.client.referrersApi.set(this.host, false);
+    return undefined;
   }
 
   /** The repository's tags, read once per store (a store lives for one run). */
