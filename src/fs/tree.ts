@@ -46,6 +46,16 @@ export interface Entry {
   linkTarget?: string;
   /** Character and block devices: the device number (makedev(major, minor)). */
   rdev?: number;
+  /**
+   * Non-directories: the link count to record (a dump file's NLINK). When absent, writers count the
+   * entry plus the hardlinks that point to it. Directories always get 2 + their subdirectories.
+   */
+  nlink?: number;
+  /**
+   * Regular files whose content is external (composefs): the backing path overlayfs redirects to
+   * (`xx/yyyy…`, a dump file's PAYLOAD); '' for none. When absent it is derived from `verity`.
+   */
+  payload?: string;
 }
 
 /** What a new entry gets for every field the caller does not give. */
@@ -64,6 +74,8 @@ export function makeEntry(path: string, type: EntryType, fields: Partial<Omit<En
     ...(fields.verity !== undefined && { verity: fields.verity }),
     ...(fields.linkTarget !== undefined && { linkTarget: fields.linkTarget }),
     ...(fields.rdev !== undefined && { rdev: fields.rdev }),
+    ...(fields.nlink !== undefined && { nlink: fields.nlink }),
+    ...(fields.payload !== undefined && { payload: fields.payload }),
   };
 }
 
