@@ -1,7 +1,9 @@
 /**
  * `lading quickstart` (what `npm start` runs): Lading's main job end to end on the embedded default,
  * OCI layouts, with no server. Creates a two-platform image, copies it to a second layout and into a
- * sneakernet archive and back, inspects it, and checks every layout with fsck, printing each step.
+ * sneakernet archive and back, inspects it, and checks every layout with fsck; then builds two component
+ * images, composes a release from them, inspects it and extracts a tool pinned to it (runs it, too),
+ * printing each step.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import { LadingError } from '../errors.js';
 import { ArchiveReader, ArchiveWriter } from '../store/archive/archive-store.js';
 import { inspectImage } from '../store/inspect.js';
 import { fsckLayout } from '../store/layout/fsck.js';
+import { releaseQuickstart } from '../release/quickstart-release.js';
 import { LayoutStore } from '../store/layout/layout-store.js';
 
 export function registerQuickstart(program: Command): void {
@@ -81,6 +84,8 @@ export function registerQuickstart(program: Command): void {
         );
         if (report.problems.length) throw new LadingError('INVALID_LAYOUT', report.problems.map((p) => p.message).join('; '));
       }
+      await releaseQuickstart(work, say);
       say(`Same digest at the source and the site. Try: lading inspect oci:${join(work, 'site')}:v1 --platform linux/arm64`);
+      say(`and: lading release info oci:${join(work, 'release')}:1.0.0, lading pin --show ${join(work, 'bin', 'installer')}`);
     });
 }
