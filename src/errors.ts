@@ -26,7 +26,21 @@ export type ErrorCode =
   | 'AUTH'
   | 'REGISTRY'
   | 'CREDENTIALS'
-  | 'INVALID_MIRROR_SET';
+  | 'INVALID_MIRROR_SET'
+  | 'INVALID_BOUND_IMAGE'
+  | 'SIGNATURE'
+  | 'SIGNATURE_STORE'
+  | 'INVALID_POLICY'
+  | 'KEY'
+  | 'KUBERNETES'
+  | 'INVALID_DUMP'
+  | 'UNSUPPORTED_TREE'
+  | 'FILE_CHANGED'
+  | 'INVALID_SPEC'
+  | 'NOT_REPRODUCIBLE'
+  | 'MARKER_NOT_FOUND'
+  | 'INVALID_PINNED_VALUE'
+  | 'INVALID_RELEASE';
 
 export class LadingError extends Error {
   override readonly name = 'LadingError';

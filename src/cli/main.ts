@@ -1,12 +1,18 @@
 #!/usr/bin/env node
 /** The `lading` command: parses arguments, calls the library, prints. Nothing imports this file. */
 import { Command, CommanderError } from 'commander';
+import { registerBoundImagesCommands } from './bound-images-commands.js';
+import { registerBuildCommands } from './build-commands.js';
 import { registerCopyCommand } from './copy-command.js';
 import { registerImageCommands } from './image-commands.js';
+import { registerKeygenCommand } from './keygen-command.js';
 import { registerLayoutCommands } from './layout-commands.js';
 import { registerMirrorCommand } from './mirror-command.js';
 import { reportError } from './output.js';
 import { registerQuickstart } from './quickstart.js';
+import { registerReleaseCommands } from './release-commands.js';
+import { registerSignCommands } from './sign-commands.js';
+import { registerVerityCommands } from './verity-commands.js';
 
 const program = new Command('lading')
   .description('move signed, reproducible OCI releases into places the internet cannot reach')
@@ -16,10 +22,16 @@ const program = new Command('lading')
   .exitOverride();
 
 registerImageCommands(program);
+registerBoundImagesCommands(program);
+registerBuildCommands(program);
 registerCopyCommand(program);
 registerMirrorCommand(program);
 registerLayoutCommands(program);
 registerQuickstart(program);
+registerReleaseCommands(program);
+registerKeygenCommand(program);
+registerSignCommands(program);
+registerVerityCommands(program);
 
 try {
   await program.parseAsync(process.argv);
