@@ -8,8 +8,13 @@ import { openRelease, type ReleaseChanges, type ReleaseInfo, readPayload, releas
 import { StoreSet } from '../release/store-set.js';
 import { parseTransportRef, refWithinStore } from '../store/transport.js';
 import { type OutputFormat, printJson } from './output.js';
-import { registerPinCommand } from './pin-command.js';
 import { addRegistryFlags, type RegistryFlags, registryClient } from './registry-flags.js';
+import {
+  addReleaseInfoSignatureOptions,
+  type ReleaseSignatureFlags,
+  registerReleaseMirror,
+  releaseInfoSignatures,
+} from './release-signature-commands.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -175,7 +180,6 @@ function printComposed(r: ComposeResult, format: OutputFormat): void {
 }
 
 export function registerReleaseCommands(program: Command): void {
-  registerPinCommand(program);
   const release = program
     .command('release')
     .description('compose, inspect and extract release payloads: one image pinning every component by digest');
@@ -224,7 +228,7 @@ export function registerReleaseCommands(program: Command): void {
     }
   });
 
-  addRegistryFlags(
+  const info = addRegistryFlags(
     release
       .command('info')
       .description('show a release: name, digest, created, platforms, metadata and its components by digest')
@@ -232,7 +236,12 @@ export function registerReleaseCommands(program: Command): void {
       .option('-o, --output <format>', 'text or json', 'text')
       .option('--pullspecs', 'list components by pull spec instead of digest')
       .option('--changes-from <ref>', 'show the components added, removed and changed since this older release'),
-  ).action((ref: string, flags: ReleaseInfoFlags) => runReleaseInfo(ref, flags));
+  );
+  addReleaseInfoSignatureOptions(info).action(async (ref: string, flags: ReleaseInfoFlags & ReleaseSignatureFlags) => {
+    if (await releaseInfoSignatures(ref, flags)) return;
+    await runReleaseInfo(ref, flags);
+  });
+  registerReleaseMirror(release);
 
   addRegistryFlags(
     release
