@@ -2,7 +2,8 @@
  * `lading quickstart` (what `npm start` runs): Lading's main job end to end on the embedded default,
  * OCI layouts, with no server. Creates a two-platform image, copies it to a second layout and into a
  * sneakernet archive and back, inspects it, and checks every layout with fsck; then builds two component
- * images, composes a release from them, inspects it and extracts a tool pinned to it (runs it, too),
+ * images, composes a release from them, inspects it and extracts a tool pinned to it (runs it, too);
+ * then signs the release, carries it with its signature to a second layout and verifies it there,
  * printing each step.
  */
 import { mkdtemp } from 'node:fs/promises';
@@ -16,6 +17,7 @@ import { ArchiveReader, ArchiveWriter } from '../store/archive/archive-store.js'
 import { inspectImage } from '../store/inspect.js';
 import { fsckLayout } from '../store/layout/fsck.js';
 import { releaseQuickstart } from '../release/quickstart-release.js';
+import { signingQuickstart } from './quickstart-sign.js';
 import { LayoutStore } from '../store/layout/layout-store.js';
 
 export function registerQuickstart(program: Command): void {
@@ -84,8 +86,13 @@ export function registerQuickstart(program: Command): void {
         );
         if (report.problems.length) throw new LadingError('INVALID_LAYOUT', report.problems.map((p) => p.message).join('; '));
       }
-      await releaseQuickstart(work, say);
+      const release = await releaseQuickstart(work, say);
+      await signingQuickstart(work, release, say);
       say(`Same digest at the source and the site. Try: lading inspect oci:${join(work, 'site')}:v1 --platform linux/arm64`);
       say(`and: lading release info oci:${join(work, 'release')}:1.0.0, lading pin --show ${join(work, 'bin', 'installer')}`);
+      say(
+        `and: lading verify oci:${join(work, 'site-release')}:1.0.0 --keyring ${join(work, 'keys', 'release-key.pub.asc')} ` +
+          `--store ${join(work, 'signatures')} --identity quay.example/lading/release:1.0.0`,
+      );
     });
 }

@@ -35,7 +35,14 @@ function toolSource(name: string, kinds: readonly MarkerKind[]): Buffer {
   return Buffer.concat(parts);
 }
 
-export async function releaseQuickstart(work: string, say: (s: string) => void): Promise<void> {
+/** Where the quickstart's release landed, for the signing steps that follow. */
+export interface QuickstartRelease {
+  dir: string;
+  tag: string;
+  digest: string;
+}
+
+export async function releaseQuickstart(work: string, say: (s: string) => void): Promise<QuickstartRelease> {
   const componentsDir = join(work, 'components');
   const components = await LayoutStore.open(componentsDir, 'write');
   try {
@@ -88,4 +95,5 @@ export async function releaseQuickstart(work: string, say: (s: string) => void):
     `11. fsck oci:${join(work, 'release')}: ${report.blobs} blobs, ${report.problems.length === 0 ? 'ok' : `${report.problems.length} problems`}`,
   );
   if (report.problems.length) throw new LadingError('INVALID_LAYOUT', report.problems.map((p) => p.message).join('; '));
+  return { dir: join(work, 'release'), tag: '1.0.0', digest: composed.digest };
 }
