@@ -14,11 +14,16 @@
  *   docker-registry instances and into one OCI layout, `lading mirror` against skopeo sync / skopeo copy,
  *   and a re-run with nothing changed (with lading's requests per image counted).
  *
+ * - build (./fs-bench.ts): `lading build` of a 20k-file tree, cold and cached, against `tar | gzip`.
+ * - pin (./pin-bench.ts): `lading pin` of a large binary against `cp` and `sed -i`.
+ * - sign (./sign-bench.ts): verifying 1,000 simple signatures against `gpg --verify` in a loop.
+ * - verity (./verity-bench.ts): `lading fsverity digest` against `fsverity digest`.
+ *
  * Sides alternate A B A B ... and the median is reported. Environment: BENCH_RUNS (default 5),
  * BENCH_LAYERS (default 8), BENCH_LAYER_MB (default 128), BENCH_MIRROR_MB (default 2048: the mirror set's
- * distinct bytes), BENCH_MIRROR_RUNS (default: BENCH_RUNS, cut to 3 when the whole bench would take over
- * ~10 minutes), BENCH_ONLY (`copy`: the copy and digest rows; `mirror`: the mirror rows). The fixtures
- * live in `.bench/` and are reused.
+ * distinct bytes), BENCH_MIRROR_RUNS (default: BENCH_RUNS, cut to 3 when the copy and mirror rows would
+ * take over ~10 minutes), BENCH_ONLY (a comma-separated list of groups: copy (the copy and digest rows),
+ * mirror, build, pin, sign, verity; default all). The fixtures live in `.bench/` and are reused.
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -29,7 +34,11 @@ import { DigestVerifier } from '../src/oci/digest.js';
 import { READ_CHUNK } from '../src/store/layout/layout-store.js';
 import { ensureFixture, type Fixture, TAG } from './fixture.js';
 import { alternate, capture, runCommand } from './measure.js';
+import { fsBench } from './fs-bench.js';
 import { mirrorBench } from './registry-bench.js';
+import { pinBench } from './pin-bench.js';
+import { signBench } from './sign-bench.js';
+import { verityBench } from './verity-bench.js';
 import { gib, mbps, render, type Row, samples } from './report.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -50,8 +59,11 @@ const LAYERS = envInt('BENCH_LAYERS', 8);
 const LAYER_MIB = envInt('BENCH_LAYER_MB', 128);
 const MIRROR_MIB = envInt('BENCH_MIRROR_MB', 2048);
 const MIRROR_RUNS = process.env.BENCH_MIRROR_RUNS ? envInt('BENCH_MIRROR_RUNS', RUNS) : undefined;
-const ONLY = process.env.BENCH_ONLY ?? '';
-if (!['', 'copy', 'mirror'].includes(ONLY)) throw new Error(`BENCH_ONLY=${ONLY}: expected copy or mirror`);
+const GROUPS = ['copy', 'mirror', 'build', 'pin', 'sign', 'verity'] as const;
+const ONLY = (process.env.BENCH_ONLY ?? '').split(',').filter((g) => g !== '');
+for (const g of ONLY)
+  if (!(GROUPS as readonly string[]).includes(g)) throw new Error(`BENCH_ONLY=${g}: expected one of ${GROUPS.join(', ')}`);
+const want = (group: (typeof GROUPS)[number]) => ONLY.length === 0 || ONLY.includes(group);
 /** The whole bench should stay under this; the mirror rows run 3 times instead of BENCH_RUNS if it would not. */
 const BUDGET_SECONDS = 600;
 
@@ -199,7 +211,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const head: string[] = [];
   const notes: string[] = [];
-  if (ONLY !== 'mirror') {
+  if (want('copy')) {
     const fx = await ensureFixture(WORK, { layers: LAYERS, layerMiB: LAYER_MIB }, log);
     await verify(fx);
     const size = gib(fx.imageBytes);
@@ -220,7 +232,7 @@ async function main(): Promise<void> {
       'skopeo writes an oci-archive via a layout in a temp dir, then tars it. digest row: in-process DigestVerifier vs `sha256sum FILE`; MB/s = 10^6 B/s.',
     );
   }
-  if (ONLY !== 'copy') {
+  if (want('mirror')) {
     const m = await mirrorBench({
       work: WORK,
       cli: CLI,
@@ -235,12 +247,17 @@ async function main(): Promise<void> {
     rows.push(...m.rows);
     notes.push(...m.notes);
   }
+  const small = { runs: RUNS, work: WORK, log };
+  if (want('build')) rows.push(...(await fsBench(small)));
+  if (want('pin')) rows.push(...(await pinBench(small)));
+  if (want('sign')) rows.push(...(await signBench(small)));
+  if (want('verity')) rows.push(...(await verityBench(small)));
 
   const out = [
     '',
     machine,
     ...head,
-    `bench took ${elapsed().toFixed(0)} s${ONLY ? ` (BENCH_ONLY=${ONLY})` : ''}`,
+    `bench took ${elapsed().toFixed(0)} s${ONLY.length ? ` (BENCH_ONLY=${ONLY.join(',')})` : ''}`,
     '',
     render(rows),
     '',
