@@ -60,3 +60,44 @@ export { LayoutStore } from './store/layout/layout-store.js';
 /** The Store interface and its implementations. */
 export type { Store } from './store/store.js';
 export { formatTransportRef, openStore, parseTransportRef, refWithinStore, type TransportRef } from './store/transport.js';
+
+/** The shared file tree, the deterministic tar writer and reader, flattening, pinned compression. */
+export { type Content, type Entry, type EntryType, FileTree, makeEntry } from './fs/tree.js';
+export { type TarWriteOptions, writeTar } from './fs/tar-writer.js';
+export { readTar, type TarHeader } from './fs/tar-reader.js';
+export { type FlattenOptions, flattenImage, flattenLayers, resolveImageManifest } from './fs/flatten.js';
+export { type Compression, compressor } from './fs/compress.js';
+export { type LayerResult, type WriteLayerOptions, writeLayer } from './fs/layer-writer.js';
+/** Reproducible builds from a declarative spec; build --check; image diff. */
+export { type BuildOptions, type BuildReport, buildImage, planBuild } from './build/build.js';
+export { type BuildSpec, parseSpec, readSpec } from './build/spec.js';
+export { type CheckReport, checkBuild } from './build/check.js';
+export { type DiffReport, diffImages, formatDiff } from './build/diff.js';
+/** Release payloads: compose, read, extract, and pinning binaries to a release. */
+export { type ComposeOptions, type ComposeResult, composeRelease } from './release/compose.js';
+export { openRelease, readPayload, type ReleaseChanges, releaseChanges, type ReleaseInfo, releaseInfo } from './release/read.js';
+export { extractCommand, extractManifests } from './release/extract.js';
+export { type PinOptions, type PinResult, pinFile } from './release/pin.js';
+export { type ShowResult, showPinned } from './release/pin-show.js';
+export { MARKERS, type MarkerKind } from './release/markers.js';
+/** Simple signing (OpenPGP), signature stores, policy, release signatures, ConfigMaps, cosign. */
+export { buildPayload, parsePayload, type SimpleSigningPayload } from './sign/simple-signing.js';
+export { createSimpleSignature, loadSigningKeyFile, parseSigningKey } from './sign/openpgp-sign.js';
+export { type Keyring, loadKeyringFile, parseKeyring } from './sign/keyring.js';
+export { checkSimpleSignatures, type SimpleVerifyResult, verifySimpleSignatures } from './sign/verify-image.js';
+export { readSignatures, type SignatureStoreLocation, writeSignature } from './sign/signature-store.js';
+export { copyLookasideSignatures } from './sign/lookaside-copy.js';
+export { enforcePolicy, loadPolicyFile, parsePolicy, type Policy } from './sign/policy.js';
+export { releaseSignatures, type ReleaseSignatureResult } from './sign/release-signatures.js';
+export { signatureConfigMap, writeSignatureConfigMap } from './sign/configmap.js';
+export { cosignSign, cosignVerify, generateCosignKeyPair, loadCosignPrivateKey, loadCosignPublicKey } from './sign/cosign/index.js';
+/** Bound images of bootable images: read, pin, pull all-or-nothing. */
+export { type BoundImage, readBoundImages } from './boot/bound-images/bound-images.js';
+export { boundImagesOf } from './boot/bound-images/bound-images-of.js';
+export { pinBoundImages } from './boot/bound-images/pin.js';
+export { pullBoundImages } from './boot/bound-images/pull.js';
+/** fs-verity digests and composefs images. */
+export { FsVerityHasher, fsverityDigest, type VerityAlgorithm } from './verity/fsverity.js';
+export { parseDump, writeDump } from './composefs/dump.js';
+export { composefsImage } from './composefs/erofs-writer.js';
+export { mkfsFromDump } from './composefs/mkfs.js';
