@@ -27,10 +27,7 @@ export function registerPinCommand(program: Command): void {
     )
     .argument('[file]', 'the binary (any file carrying the markers)')
     .option('--release-image <pullspec>', 'release pull spec to write (at most 326 bytes), e.g. quay.io/org/release@sha256:…')
-    .option(
-      '--release-version <version>',
-      'release version to write (at most 92 bytes); --version works too once lading stops reading it as its own',
-    )
+    .option('--release-version <version>', 'release version to write (at most 92 bytes); also --version')
     .option('--version <version>', 'same as --release-version')
     .option('--arch <arch>', 'release architecture to write (at most 97 bytes), e.g. linux/amd64 or "multi (linux/amd64)"')
     .option('-o, --output <out>', 'pin: write the pinned binary here instead of replacing FILE; --show: text or json')

@@ -337,6 +337,15 @@ describe('lading pin (CLI)', () => {
     );
   });
 
+  it("takes --version as the issue spells it (not lading's own --version)", async () => {
+    const dir = await tempDir();
+    const input = await binary(dir, [IMAGE, VERSION]);
+    await ladingOk('pin', input, '--release-image', PULLSPEC, '--version', '4.16.1');
+    const shown = await showPinned(input);
+    assert.deepEqual(shown.values.version, { state: 'pinned', value: '4.16.1', offset: IMAGE.length });
+    assert.equal((await ladingOk('--version')).trim(), '0.1.0');
+  });
+
   it('exits 2 on usage errors, 1 on a value too long, and writes nothing', async () => {
     const dir = await tempDir();
     const input = await binary(dir, [IMAGE]);
