@@ -1,5 +1,5 @@
 // Makes sure the Debian peers the tests run against are installed: the real registry, skopeo, umoci,
-// gpg, fsverity, mkfs/fsck.erofs, objcopy and systemd-boot's EFI stub. As root it installs what is
+// gpg, fsverity, mkfs/fsck.erofs, objcopy, systemd-boot's EFI stub and kubectl. As root it installs what is
 // missing with apt-get; otherwise it stops at once with the one line to run.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,6 +13,8 @@ const PEERS = [
   ['erofs-utils', '/usr/bin/mkfs.erofs'],
   ['binutils', '/usr/bin/objcopy'],
   ['systemd-boot-efi', '/usr/lib/systemd/boot/efi'],
+  // kubectl: the ConfigMap apply tests compare Lading's requests with kubectl's.
+  ['kubernetes-client', '/usr/bin/kubectl'],
 ];
 
 const missing = PEERS.filter(([, path]) => !existsSync(path)).map(([pkg]) => pkg);
