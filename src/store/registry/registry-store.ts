@@ -191,7 +191,11 @@ export class RegistryStore implements Store {
       if (etag !== undefined) headers['if-match'] = etag;
       const put = await this.request('PUT', `manifests/${tag}`, headers, Buffer.from(next), true);
       await put.body.dump().catch(() => undefined);
-      if (put.status === 201 || put.status === 200) return;
+      if (put.status === 201 || put.status === 200) {
+        // The tag may be new: a cached tag list read before this PUT would say it does not exist.
+        this.tagCache = this.tagCache?.then((tags) => tags.add(tag));
+        return;
+      }
       if (put.status !== 412) this.expectOk(put, `update referrers tag ${tag}`);
     }
     throw new LadingError('REGISTRY', `${this.name}: the referrers tag ${tag} kept changing under us; try again`);
