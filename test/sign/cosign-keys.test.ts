@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { createPublicKey, randomBytes, sign } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,39 +14,8 @@ import nacl from 'tweetnacl';
 import { isLadingError } from '../../src/errors.js';
 import { deriveBoxKey, pemEncode } from '../../src/sign/cosign/key-file.js';
 import { generateCosignKeyPair, loadCosignPrivateKey, loadCosignPublicKey } from '../../src/sign/cosign/index.js';
-import { CLI } from '../helpers/run.js';
+import { CLI, ok, run } from '../helpers/run.js';
 import { tempDir } from '../helpers/tmp.js';
-
-/**
- * Runs a command to completion with no stdin. (test/helpers/run.ts writes an empty stdin, which fails
- * with EPIPE now and then when openssl exits before reading it.)
- */
-function exec(
-  cmd: string,
-  args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(options.env && { env: options.env }),
-      ...(options.cwd && { cwd: options.cwd }),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** stdout of a command that must succeed. */
-async function ok(cmd: string, ...args: string[]): Promise<string> {
-  const r = await exec(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
 
 const FIXTURES = new URL('../fixtures/cosign/', import.meta.url);
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
@@ -291,7 +259,7 @@ function keygen(args: string[], env: Record<string, string | undefined>) {
   const base = { ...process.env };
   delete base.COSIGN_PASSWORD;
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete base[k];
-  return exec(process.execPath, [CLI, 'keygen', ...args], {
+  return run(process.execPath, [CLI, 'keygen', ...args], {
     env: { ...base, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) },
   });
 }
@@ -318,7 +286,7 @@ describe('lading keygen --cosign', () => {
 
   it('an empty COSIGN_PASSWORD is a password (as in cosign); the default prefix is ./cosign', async () => {
     const dir = await tempDir();
-    const r = await exec(process.execPath, [CLI, 'keygen', '--cosign'], { cwd: dir, env: { ...process.env, COSIGN_PASSWORD: '' } });
+    const r = await run(process.execPath, [CLI, 'keygen', '--cosign'], { cwd: dir, env: { ...process.env, COSIGN_PASSWORD: '' } });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `Private key written to ${join(dir, 'cosign.key')}\nPublic key written to ${join(dir, 'cosign.pub')}\n`);
     await loadCosignPrivateKey(await readFile(join(dir, 'cosign.key'), 'utf8'), '');
@@ -390,13 +358,13 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors='replace'))
 sys.exit(os.waitstatus_to_exitcode(status))
 `;
-    const good = await exec('python3', ['-c', driver, join(dir, 'tty'), 'typed-secret', 'typed-secret']);
+    const good = await run('python3', ['-c', driver, join(dir, 'tty'), 'typed-secret', 'typed-secret']);
     assert.equal(good.code, 0, good.stdout + good.stderr);
     assert.match(good.stdout, /Enter password for private key: \r?\nEnter password for private key again: /);
     assert.doesNotMatch(good.stdout, /typed-secret/, 'the password is not echoed');
     await loadCosignPrivateKey(await readFile(join(dir, 'tty.key'), 'utf8'), 'typed-secret');
 
-    const bad = await exec('python3', ['-c', driver, join(dir, 'mismatch'), 'one', 'two']);
+    const bad = await run('python3', ['-c', driver, join(dir, 'mismatch'), 'one', 'two']);
     assert.equal(bad.code, 2, bad.stdout);
     assert.match(bad.stdout, /the passwords do not match/);
     assert.deepEqual((await readdir(dir)).sort(), ['tty.key', 'tty.pub']);

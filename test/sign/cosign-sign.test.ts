@@ -8,7 +8,6 @@
  * fields, non-P-256 keys, no signatures at all.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -39,38 +38,8 @@ import { RegistryClient } from '../../src/store/registry/client.js';
 import { RegistryStore } from '../../src/store/registry/registry-store.js';
 import type { Store } from '../../src/store/store.js';
 import { startRegistry, type RegistryInstance } from '../helpers/registry.js';
+import { ok, run } from '../helpers/run.js';
 import { tempDir } from '../helpers/tmp.js';
-
-/**
- * Runs a command to completion with no stdin. (test/helpers/run.ts writes an empty stdin, which fails
- * with EPIPE now and then when openssl exits before reading it.)
- */
-function exec(
-  cmd: string,
-  args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(options.env && { env: options.env }),
-      ...(options.cwd && { cwd: options.cwd }),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** stdout of a command that must succeed. */
-async function ok(cmd: string, ...args: string[]): Promise<string> {
-  const r = await exec(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
 
 const ZERO = '0001-01-01T00:00:00Z';
 
@@ -111,7 +80,7 @@ async function opensslVerifies(dir: string, pubPem: string, payload: Uint8Array,
   await writeFile(join(dir, `${tag}.pub`), pubPem);
   await writeFile(join(dir, `${tag}.payload`), payload);
   await writeFile(join(dir, `${tag}.sig`), Buffer.from(base64Signature, 'base64'));
-  const r = await exec('openssl', [
+  const r = await run('openssl', [
     'dgst',
     '-sha256',
     '-verify',
