@@ -11,7 +11,7 @@
  *   const dropper = await startResponseDropper(reg.host, (head) => head.startsWith('PATCH '), 1);
  *   after(() => dropper.stop());
  */
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { relay, startTcpForwarder } from './tcp-forwarder.js';
 
 export interface ResponseDropper {
   /** 127.0.0.1:PORT, plain HTTP */
@@ -26,16 +26,10 @@ export interface ResponseDropper {
  * (request line and headers) `match` accepts are replaced by a connection reset.
  */
 export async function startResponseDropper(upstream: string, match: (head: string) => boolean, times = 1): Promise<ResponseDropper> {
-  const colon = upstream.lastIndexOf(':');
-  const [upHost, upPort] = [upstream.slice(0, colon), Number(upstream.slice(colon + 1))];
   const requests: ResponseDropper['requests'] = [];
-  const sockets = new Set<Socket>();
   let left = times;
 
-  const server = createServer((client) => {
-    const up = connect(upPort, upHost);
-    sockets.add(client);
-    sockets.add(up);
+  const forwarder = await startTcpForwarder(upstream, (client, up) => {
     let pending = ''; // the start of a request head not yet complete
     let inHead = true;
     let bodyLeft = 0;
@@ -71,10 +65,7 @@ export async function startResponseDropper(upstream: string, match: (head: strin
         bodyLeft = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
         inHead = bodyLeft === 0;
       }
-      if (!up.write(data)) {
-        client.pause();
-        up.once('drain', () => client.resume());
-      }
+      relay(client, up, data);
     });
     up.on('data', (data: Buffer) => {
       if (dropNext) {
@@ -83,36 +74,8 @@ export async function startResponseDropper(upstream: string, match: (head: strin
         client.resetAndDestroy();
         return;
       }
-      if (!client.write(data)) {
-        up.pause();
-        client.once('drain', () => up.resume());
-      }
+      relay(up, client, data);
     });
-    const close = () => {
-      up.destroy();
-      client.destroy();
-      sockets.delete(client);
-      sockets.delete(up);
-    };
-    client.on('close', close);
-    up.on('close', close);
-    client.on('error', () => undefined);
-    up.on('error', () => undefined);
   });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  let stopped: Promise<void> | undefined;
-  return {
-    host,
-    requests,
-    stop: () =>
-      (stopped ??= new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      })),
-  };
+  return { host: forwarder.host, requests, stop: () => forwarder.stop() };
 }

@@ -8,7 +8,7 @@
  * the whole upload keeps going through it. Requests are told apart by Content-Length, as registry
  * clients send them; one request at a time per connection (no pipelining).
  */
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { relay, startTcpForwarder } from '../helpers/tcp-forwarder.js';
 
 export interface RequestCutter {
   readonly host: string;
@@ -23,26 +23,15 @@ export async function startRequestCutter(
   bytes: number,
   times = 1,
 ): Promise<RequestCutter> {
-  const colon = upstream.lastIndexOf(':');
-  const [upHost, upPort] = [upstream.slice(0, colon), Number(upstream.slice(colon + 1))];
   const requests: RequestCutter['requests'] = [];
-  const sockets = new Set<Socket>();
   let left = times;
 
-  const server = createServer((client) => {
-    const up = connect(upPort, upHost);
-    sockets.add(client);
-    sockets.add(up);
+  const forwarder = await startTcpForwarder(upstream, (client, up) => {
     let pending = Buffer.alloc(0); // the start of a request head not yet complete
     let bodyLeft = 0;
     /** Body bytes still to forward before cutting, or -1 when this request is not being cut. */
     let cutIn = -1;
-    const forward = (b: Buffer) => {
-      if (b.length > 0 && !up.write(b)) {
-        client.pause();
-        up.once('drain', () => client.resume());
-      }
-    };
+    const forward = (b: Buffer) => relay(client, up, b);
     const cut = () => {
       up.resetAndDestroy();
       client.resetAndDestroy();
@@ -83,37 +72,7 @@ export async function startRequestCutter(
         cutIn = hit ? bytes : -1;
       }
     });
-    up.on('data', (data: Buffer) => {
-      if (!client.write(data)) {
-        up.pause();
-        client.once('drain', () => up.resume());
-      }
-    });
-    const close = () => {
-      up.destroy();
-      client.destroy();
-      sockets.delete(client);
-      sockets.delete(up);
-    };
-    client.on('close', close);
-    up.on('close', close);
-    client.on('error', () => undefined);
-    up.on('error', () => undefined);
+    up.on('data', (data: Buffer) => relay(up, client, data));
   });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  let stopped: Promise<void> | undefined;
-  return {
-    host,
-    requests,
-    stop: () =>
-      (stopped ??= new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      })),
-  };
+  return { host: forwarder.host, requests, stop: () => forwarder.stop() };
 }
