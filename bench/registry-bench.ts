@@ -152,7 +152,18 @@ export async function mirrorBench(ctx: MirrorBenchContext): Promise<MirrorBenchR
     await writeFile(ladingSet, ladingSetYaml(source.host, fx));
     await writeFile(skopeoSet, skopeoSyncYaml(source.host, fx));
     const ladingToRegistry = (target: string, set = ladingSet) =>
-      lading('mirror', '-q', '-f', set, '--to', `docker://${target}/${PREFIX}`, '--results', results, '--tls-verify=false');
+      lading(
+        'mirror',
+        '-q',
+        '--no-bound-images',
+        '-f',
+        set,
+        '--to',
+        `docker://${target}/${PREFIX}`,
+        '--results',
+        results,
+        '--tls-verify=false',
+      );
     const skopeoSync = (target: string, set = skopeoSet) =>
       skopeo(
         'sync',
@@ -167,7 +178,8 @@ export async function mirrorBench(ctx: MirrorBenchContext): Promise<MirrorBenchR
         `${target}/${PREFIX}`,
       );
     const layoutName = (repo: string, tag: string) => `${source.host}/${repo}:${tag}`;
-    const ladingToLayout = (dir: string) => lading('mirror', '-q', '-f', ladingSet, '--to', `oci:${dir}`, '--results', results);
+    const ladingToLayout = (dir: string) =>
+      lading('mirror', '-q', '--no-bound-images', '-f', ladingSet, '--to', `oci:${dir}`, '--results', results);
     const skopeoToLayout = async (dir: string) => {
       for (const img of fx.images) {
         await skopeo(
@@ -339,7 +351,7 @@ export async function mirrorBench(ctx: MirrorBenchContext): Promise<MirrorBenchR
       `(a) every run starts with a new, empty target registry (started untimed). lading: \`lading mirror -q -f set.yaml --to docker://T/${PREFIX} --tls-verify=false\` (defaults: --image-jobs 4, -j 6). ` +
         `skopeo: \`skopeo sync --src yaml --dest docker --all --preserve-digests --dest-tls-verify=false\` (1.9.3's sync takes a YAML source and --preserve-digests; it copies one image at a time). ` +
         `Checked once: all ${fx.images.length} digests in both targets equal the source's.`,
-      `(b) lading: \`lading mirror -q -f set.yaml --to oci:DIR\` (one layout, blobs stored once). skopeo: a loop of ${fx.images.length} \`skopeo copy --all --preserve-digests docker://… oci:DIR:NAME\` into ONE layout ` +
+      `(b) lading: \`lading mirror -q --no-bound-images -f set.yaml --to oci:DIR\` (one layout, blobs stored once). skopeo: a loop of ${fx.images.length} \`skopeo copy --all --preserve-digests docker://… oci:DIR:NAME\` into ONE layout ` +
         `(it shares blobs; \`skopeo sync --dest dir\` would write one dir per image). Checked once: lading fsck ok, both layouts hold the source digests, skopeo reads lading's layout.`,
       `(c) the same commands as (a) onto a target that already holds the set. Requests, counted once (untimed) through proxies in front of both registries: ` +
         `lading ${ladingReq.count}, ${ladingReq.perImage.toFixed(2)} per image (goal ≤ ${GOAL_REQUESTS_PER_IMAGE}: ${rowC.extraGoal.met ? 'met' : 'NOT met'})` +

@@ -14,9 +14,10 @@ export { DEFAULT_RETRY, type RetryPolicy } from './store/registry/retry.js';
 /** Copying images between stores, and mirroring many. */
 export { type CopyOptions, copyImage } from './copy/copy-image.js';
 export { type CopyResult, CopySession, type ImageCopyOptions, type SessionOptions } from './copy/copy-session.js';
-export { type MirrorOptions, type MirrorReport, type MirrorSource, mirror } from './copy/mirror.js';
+export { type MirrorOptions, type MirrorOutcome, type MirrorReport, type MirrorSource, mirror } from './copy/mirror.js';
+export { type BoundImageFinder, type BoundImageRef, type ImageCheck, type ResolvedImage } from './copy/mirror-plan.js';
 export { type MirrorSet, parseMirrorSet } from './copy/mirror-set.js';
-export { type MirrorTarget, parseMirrorTarget, registryDestination } from './copy/mirror-names.js';
+export { BOUND_OF_ANNOTATION, type MirrorTarget, parseMirrorTarget, registryDestination } from './copy/mirror-names.js';
 export { imageDigestMirrorSet, mappingList } from './copy/mirror-outputs.js';
 export type { ProgressEvent, ProgressListener } from './copy/progress.js';
 /** Errors: a stable code, a one-line message a person can act on, and context. */
@@ -86,7 +87,12 @@ export { createSimpleSignature, loadSigningKeyFile, parseSigningKey } from './si
 export { type Keyring, loadKeyringFile, parseKeyring } from './sign/keyring.js';
 export { checkSimpleSignatures, type SimpleVerifyResult, verifySimpleSignatures } from './sign/verify-image.js';
 export { readSignatures, type SignatureStoreLocation, writeSignature } from './sign/signature-store.js';
-export { copyLookasideSignatures } from './sign/lookaside-copy.js';
+export {
+  copyLookasideSignatures,
+  gatherLookasideSignatures,
+  type GatheredSignatures,
+  placeLookasideSignatures,
+} from './sign/lookaside-copy.js';
 export { enforcePolicy, loadPolicyFile, parsePolicy, type Policy } from './sign/policy.js';
 export { releaseSignatures, type ReleaseSignatureResult } from './sign/release-signatures.js';
 export { signatureConfigMap, writeSignatureConfigMap } from './sign/configmap.js';

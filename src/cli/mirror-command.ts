@@ -1,13 +1,18 @@
 /**
- * `lading mirror`: a mirror set (or a carried mirror) into a registry prefix, one layout, or one archive.
+ * `lading mirror`: a mirror set (or a carried mirror) into a registry prefix, one layout, or one archive,
+ * with the bound images of every bootable image it copies (src/boot finds them; `--no-bound-images` opts
+ * out) and, given `--src-lookaside` and `--dest-lookaside`, the images' lookaside signatures.
  * The mirror engine and the YAML parser are loaded when the command runs, not when the CLI starts.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { MirrorSource } from '../copy/mirror.js';
+import type { MirrorOutcome, MirrorReport, MirrorSource } from '../copy/mirror.js';
 import { parseMirrorTarget, parseShard } from '../copy/mirror-names.js';
 import type { MirrorMapping } from '../copy/mirror-outputs.js';
+import type { BoundImageFinder, ImageCheck } from '../copy/mirror-plan.js';
+import { formatReference } from '../oci/reference.js';
+import type { GatheredSignatures, LookasideCopyResult } from '../sign/lookaside-copy.js';
 import { LadingError, fsError } from '../errors.js';
 import { parseSize } from '../store/archive/parts.js';
 import { positive } from './copy-command.js';
@@ -24,6 +29,9 @@ interface MirrorFlags extends RegistryFlags {
   shard?: string;
   dryRun?: boolean;
   referrers: boolean;
+  boundImages: boolean;
+  srcLookaside?: string;
+  destLookaside?: string;
   jobs: string;
   imageJobs: string;
   results: string;
@@ -36,7 +44,9 @@ interface MirrorFlags extends RegistryFlags {
 export function registerMirrorCommand(program: Command): void {
   const cmd = program
     .command('mirror')
-    .description('mirror a set of images, with signatures and referrers, into a registry, one OCI layout, or one archive')
+    .description(
+      'mirror a set of images, with their bound images, signatures and referrers, into a registry, one OCI layout, or one archive',
+    )
     .option('-f, --file <mirrorset.yaml>', 'the images to mirror (images: - name: …, platforms: […])')
     .option('--from <oci:DIR|oci-archive:FILE>', 'replay a carried mirror instead of reading a mirror set')
     .requiredOption('--to <target>', 'docker://HOST[/PREFIX], oci:DIR, or oci-archive:FILE')
@@ -46,6 +56,12 @@ export function registerMirrorCommand(program: Command): void {
     .option('--split-size <size>', 'for an oci-archive target: cut it into parts of at most SIZE (e.g. 4G) for removable media')
     .option('--dry-run', 'print the plan; write nothing')
     .option('--no-referrers', 'leave referrers and cosign signature tags behind')
+    .option('--no-bound-images', 'leave the bound images of bootable images (usr/lib/bootc/bound-images.d) behind')
+    .option('--src-lookaside <url|dir>', "carry each image's simple signatures from this lookaside store (directory, file://, http(s)://)")
+    .option(
+      '--dest-lookaside <dir>',
+      'write the carried signatures into this lookaside directory, under the repository each image lands in',
+    )
     .option('-j, --jobs <n>', 'blob transfers at once per destination registry', '6')
     .option('--image-jobs <n>', 'images at once', '4')
     .option('--results <dir>', 'where to write imagedigestmirrorset.yaml and mapping.txt', '.')
@@ -66,6 +82,7 @@ export function registerMirrorCommand(program: Command): void {
     } else {
       from = { kind: 'carried', location: parseMirrorTarget(flags.from as string) };
     }
+    const lookaside = await lookasideCarrier(flags);
     const client = registryClient(flags, to.kind === 'registry' ? { dest: to.domain } : {});
     const display = progressDisplay(flags.progress, flags.quiet ?? false);
     try {
@@ -76,6 +93,8 @@ export function registerMirrorCommand(program: Command): void {
         referrers: flags.referrers,
         jobs: positive(flags.jobs, '--jobs'),
         imageJobs: positive(flags.imageJobs, '--image-jobs'),
+        ...(flags.boundImages && { boundImages: await boundImageFinder() }),
+        ...(lookaside && { checkImage: lookaside.check }),
         ...(flags.shard !== undefined && { shard: parseShard(flags.shard) }),
         ...(flags.splitSize !== undefined && { splitBytes: parseSize(flags.splitSize) }),
         ...(display.listener && { onProgress: display.listener }),
@@ -92,24 +111,105 @@ export function registerMirrorCommand(program: Command): void {
           const moved = r
             ? `${r.blobs.copied + r.blobs.linked} blobs moved, ${r.blobs.mounted} mounted, ${r.blobs.skipped} there; ${formatBytes(r.bytes)}`
             : '';
-          display.log(`${flags.dryRun ? 'plan' : 'ok'}      ${o.source} -> ${o.destination}  ${o.digest ?? ''}  (${moved})`);
+          const bound = o.boundOf === undefined ? '' : `  (bound image of ${o.boundOf})`;
+          display.log(`${flags.dryRun ? 'plan' : 'ok'}      ${o.source} -> ${o.destination}  ${o.digest ?? ''}  (${moved})${bound}`);
         },
       });
       display.stop();
+      // Signatures are written once the images are where the target keeps them (an aborted target keeps none).
+      const committed = !flags.dryRun && (report.failed === 0 || flags.keepGoing === true);
+      const carried = lookaside && committed ? await lookaside.place(report) : undefined;
       if (!flags.dryRun && report.mappings.length > 0) await writeResults(flags.results, to.kind === 'registry', report.mappings);
-      if (flags.output === 'json') printJson(report);
+      if (flags.output === 'json') printJson(carried === undefined ? report : { ...report, lookaside: carried });
       else {
+        const plan = planLines(report, flags.dryRun ?? false);
+        if (plan.length > 0) process.stdout.write(`${plan.join('\n')}\n`);
         const bytes = report.images.reduce((n, i) => n + (i.result?.bytes ?? 0), 0);
         process.stdout.write(
           `${flags.dryRun ? 'dry run: ' : ''}${report.images.length - report.failed} images mirrored to ${flags.to}, ${report.failed} failed, ${formatBytes(bytes)} moved\n`,
         );
         for (const f of report.images.filter((i) => i.error !== undefined)) process.stdout.write(`  failed: ${f.source}: ${f.error}\n`);
+        if (carried !== undefined)
+          process.stdout.write(`lookaside: ${carried.copied} of ${carried.found} signature(s) carried to ${flags.destLookaside}\n`);
       }
       if (report.failed > 0) throw new LadingError('REGISTRY', `${report.failed} of ${report.images.length} images failed to mirror`);
     } finally {
       await client.close();
     }
   });
+}
+
+/** The bound-image finder of src/boot, as the mirror planner takes it (also used by `release mirror`). */
+export async function boundImageFinder(): Promise<BoundImageFinder> {
+  const { boundImagesOf } = await import('../boot/bound-images/bound-images-of.js');
+  return (store, desc) => boundImagesOf(store, desc);
+}
+
+/**
+ * The plan as people read it: with --dry-run every image, else only the images declaring bound images;
+ * each declaring image followed by its bound images, indented, with the file declaring each.
+ */
+function planLines(report: MirrorReport, dryRun: boolean): string[] {
+  const bySource = new Map(report.images.map((i) => [i.source, i]));
+  const status = (i: MirrorOutcome | undefined) => (i === undefined ? 'skip' : i.error !== undefined ? 'failed' : dryRun ? 'plan' : 'ok');
+  const where = (i: MirrorOutcome | undefined) =>
+    i === undefined ? '' : ` -> ${i.destination}${i.digest === undefined ? '' : `  ${i.digest}`}`;
+  const lines: string[] = [];
+  for (const image of report.images) {
+    if (image.boundOf !== undefined && bySource.has(image.boundOf)) continue; // listed under its image
+    if (!dryRun && image.bound === undefined) continue;
+    lines.push(`${status(image).padEnd(7)}${image.source}${where(image)}`);
+    for (const b of image.bound ?? []) {
+      const bound = bySource.get(b.source);
+      lines.push(`  ${status(bound).padEnd(7)}bound image ${b.source} (declared in ${b.file})${where(bound)}`);
+    }
+  }
+  return lines;
+}
+
+/** --src-lookaside and --dest-lookaside: signatures checked as each image is planned, written once the images have landed. */
+async function lookasideCarrier(
+  flags: MirrorFlags,
+): Promise<{ check: ImageCheck; place: (report: MirrorReport) => Promise<LookasideCopyResult> } | undefined> {
+  if (flags.srcLookaside === undefined && flags.destLookaside === undefined) return undefined;
+  if (flags.srcLookaside === undefined || flags.destLookaside === undefined)
+    throw new LadingError('USAGE', '--src-lookaside and --dest-lookaside go together: where the signatures are, and where they go');
+  const from = flags.srcLookaside;
+  const to = flags.destLookaside;
+  const [{ gatherLookasideSignatures, placeLookasideSignatures }, { storeTlsOptions }] = await Promise.all([
+    import('../sign/lookaside-copy.js'),
+    import('../sign/signature-store.js'),
+  ]);
+  const storeOptions = await storeTlsOptions({
+    tlsVerify: flags.tlsVerify !== 'false',
+    ...(flags.certDir !== undefined && { certDir: flags.certDir }),
+  });
+  const gathered = new Map<string, { signatures: GatheredSignatures; toRepo: string }>();
+  return {
+    check: async (image) => {
+      const signatures = await gatherLookasideSignatures({
+        from,
+        repo: image.source.path,
+        store: image.store,
+        descriptor: image.descriptor,
+        storeOptions,
+      });
+      gathered.set(formatReference(image.source), { signatures, toRepo: image.target.path });
+    },
+    place: async (report) => {
+      const total: LookasideCopyResult = { found: 0, copied: 0, written: [] };
+      for (const image of report.images) {
+        const g = gathered.get(image.source);
+        if (g === undefined || image.error !== undefined || image.result === undefined) continue;
+        const landed = new Set(image.result.plan.filter((p) => p.kind === 'manifest').map((p) => p.digest));
+        const r = await placeLookasideSignatures(g.signatures, { to, toRepo: g.toRepo, landed });
+        total.found += r.found;
+        total.copied += r.copied;
+        total.written.push(...r.written);
+      }
+      return total;
+    },
+  };
 }
 
 async function writeResults(dir: string, registry: boolean, mappings: MirrorMapping[]): Promise<void> {

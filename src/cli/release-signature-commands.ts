@@ -31,6 +31,7 @@ import { type ReleaseSignatureResult, releaseSignatures } from '../sign/release-
 import { type VerificationConfig, verificationConfigFromManifests } from '../sign/verification-config.js';
 import type { Store } from '../store/store.js';
 import { streamToBytes } from '../store/stream-bytes.js';
+import { boundImageFinder } from './mirror-command.js';
 import { printJson } from './output.js';
 import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';
 import { collect, storeTls } from './sign-commands.js';
@@ -50,6 +51,8 @@ export interface ReleaseMirrorFlags extends ReleaseSignatureFlags {
   kubeconfig?: string;
   overwrite?: boolean;
   images: boolean;
+  /** Copy the bound images of bootable components too (default true). */
+  boundImages?: boolean;
 }
 
 /** Adds --signature, --signature-config-map, --store and --keyring (and -o and the registry flags when missing) to `release info`. */
@@ -120,6 +123,7 @@ export function registerReleaseMirror(release: Command): Command {
     .option('--kubeconfig <file>', 'the cluster for --apply-release-image-signature (default: $KUBECONFIG, ~/.kube/config)')
     .option('--overwrite', 'with --apply-release-image-signature: replace an existing ConfigMap')
     .option('--no-images', 'carry the signatures only: copy no image')
+    .option('--no-bound-images', 'leave the bound images of bootable components behind')
     .option('-o, --output <format>', 'text or json', 'text');
   return addRegistryFlags(cmd).action(async (ref: string, flags: ReleaseMirrorFlags) => {
     const { lines, ...report } = await releaseMirror(ref, flags);
@@ -132,7 +136,7 @@ export interface ReleaseMirrorReport {
   digest: string;
   keyrings: string[];
   signatures: string[];
-  images: { copied: number; failed: number; errors: string[] } | 'skipped';
+  images: { copied: number; failed: number; errors: string[]; boundImages: number } | 'skipped';
   configMapFile?: string;
   applied?: 'created' | 'configured';
   lines: string[];
@@ -165,18 +169,21 @@ export async function releaseMirror(ref: string, flags: ReleaseMirrorFlags): Pro
     const from: MirrorSource = { kind: 'set', images: unique.map((source) => ({ source, platforms: 'all' as const })) };
     const client = registryClient(flags, { src: target.transport.image.domain, ...(to.kind === 'registry' && { dest: to.domain }) });
     try {
-      const mirrored = await mirror(from, to, client, {});
+      const boundImages = flags.boundImages === false ? undefined : await boundImageFinder();
+      const mirrored = await mirror(from, to, client, boundImages === undefined ? {} : { boundImages });
       images = {
         copied: mirrored.images.length - mirrored.failed,
         failed: mirrored.failed,
         errors: mirrored.images.flatMap((i) => (i.error === undefined ? [] : [`${i.source}: ${i.error}`])),
+        boundImages: mirrored.images.filter((i) => i.boundOf !== undefined && i.error === undefined).length,
       };
       if (mirrored.failed > 0)
         throw new LadingError('REGISTRY', `release mirror: ${mirrored.failed} image(s) failed: ${images.errors.slice(0, 3).join('; ')}`);
     } finally {
       await client.close();
     }
-    lines.push(`Mirrored ${images.copied} image(s) to ${flags.to}`);
+    const bound = images.boundImages > 0 ? ` (${images.boundImages} of them bound images of bootable components)` : '';
+    lines.push(`Mirrored ${images.copied} image(s) to ${flags.to}${bound}`);
   }
 
   const report: ReleaseMirrorReport = {

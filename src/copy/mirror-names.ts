@@ -113,6 +113,8 @@ export function layoutRefName(source: ImageReference): string | undefined {
 
 /** The annotation that records, on a layout's index.json entry, which source an entry came from (so a carried mirror can be replayed under the same names even for digest-only images). */
 export const SOURCE_ANNOTATION = 'io.lading.mirror.source';
+/** On a bound image's index.json entry: the source of the image that declares it (so a replay still shows it as bound). */
+export const BOUND_OF_ANNOTATION = 'io.lading.mirror.bound-of';
 const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 
 /**

@@ -62,6 +62,7 @@ describe('mirror requests', () => {
   const mirror = () =>
     ladingJson<MirrorJson>(
       'mirror',
+      '--no-bound-images',
       '-o',
       'json',
       '--image-jobs',
@@ -121,6 +122,7 @@ describe('mirror requests', () => {
     dstProxy.log.length = 0;
     const report = await ladingJson<MirrorJson>(
       'mirror',
+      '--no-bound-images',
       '-o',
       'json',
       '-f',
@@ -146,6 +148,7 @@ describe('mirror requests', () => {
     await writeFile(byDigest, `images:\n  - name: ${srcProxy.host}/org/${one}@${images.get(one)?.digest}\n`);
     const report = await ladingJson<MirrorJson>(
       'mirror',
+      '--no-bound-images',
       '-o',
       'json',
       '-f',
