@@ -15,25 +15,29 @@ const VERSION = '0.1.0';
 type Register = (program: Command) => void;
 
 /** Which modules register each top-level command (a group may gather subcommands from several). */
-const COMMANDS: Record<string, () => Promise<Register>> = {
-  digest: async () => (await import('./image-commands.js')).registerImageCommands,
-  inspect: async () => (await import('./image-commands.js')).registerImageCommands,
-  ls: async () => (await import('./image-commands.js')).registerImageCommands,
-  'bound-images': async () => (await import('./bound-images-commands.js')).registerBoundImagesCommands,
-  build: async () => (await import('./build-commands.js')).registerBuildCommands,
-  diff: async () => (await import('./build-commands.js')).registerBuildCommands,
-  copy: async () => (await import('./copy-command.js')).registerCopyCommand,
-  mirror: async () => (await import('./mirror-command.js')).registerMirrorCommand,
-  fsck: async () => (await import('./layout-commands.js')).registerLayoutCommands,
-  gc: async () => (await import('./layout-commands.js')).registerLayoutCommands,
-  quickstart: async () => (await import('./quickstart.js')).registerQuickstart,
-  release: async () => (await import('./release-commands.js')).registerReleaseCommands,
-  pin: async () => (await import('./pin-command.js')).registerPinCommand,
-  keygen: async () => (await import('./keygen-command.js')).registerKeygenCommand,
-  sign: async () => (await import('./sign-commands.js')).registerSignCommands,
-  verify: async () => (await import('./sign-commands.js')).registerSignCommands,
-  fsverity: async () => (await import('./verity-commands.js')).registerVerityCommands,
-  composefs: async () => (await import('./verity-commands.js')).registerVerityCommands,
+const COMMANDS: Record<string, readonly (() => Promise<Register>)[]> = {
+  digest: [async () => (await import('./image-commands.js')).registerImageCommands],
+  inspect: [async () => (await import('./image-commands.js')).registerImageCommands],
+  ls: [async () => (await import('./image-commands.js')).registerImageCommands],
+  'bound-images': [async () => (await import('./bound-images-commands.js')).registerBoundImagesCommands],
+  build: [async () => (await import('./build-commands.js')).registerBuildCommands],
+  diff: [async () => (await import('./build-commands.js')).registerBuildCommands],
+  copy: [async () => (await import('./copy-command.js')).registerCopyCommand],
+  mirror: [async () => (await import('./mirror-command.js')).registerMirrorCommand],
+  fsck: [async () => (await import('./layout-commands.js')).registerLayoutCommands],
+  gc: [async () => (await import('./layout-commands.js')).registerLayoutCommands],
+  quickstart: [async () => (await import('./quickstart.js')).registerQuickstart],
+  release: [async () => (await import('./release-commands.js')).registerReleaseCommands],
+  pin: [async () => (await import('./pin-command.js')).registerPinCommand],
+  keygen: [async () => (await import('./keygen-command.js')).registerKeygenCommand],
+  sign: [async () => (await import('./sign-commands.js')).registerSignCommands],
+  verify: [async () => (await import('./sign-commands.js')).registerSignCommands],
+  fsverity: [async () => (await import('./verity-commands.js')).registerVerityCommands],
+  composefs: [
+    async () => (await import('./verity-commands.js')).registerVerityCommands,
+    async () => (await import('./composefs-image-commands.js')).registerComposefsImageCommands,
+  ],
+  boot: [async () => (await import('./boot-commands.js')).registerBootCommands],
 };
 
 /** The command word: the first argument that is not a root option. */
@@ -42,7 +46,7 @@ function commandName(args: readonly string[]): string | undefined {
 }
 
 async function registerCommands(program: Command, name: string | undefined): Promise<void> {
-  const loaders = name !== undefined && Object.hasOwn(COMMANDS, name) ? [COMMANDS[name]!] : Object.values(COMMANDS);
+  const loaders = name !== undefined && Object.hasOwn(COMMANDS, name) ? COMMANDS[name]! : Object.values(COMMANDS).flat();
   // Several names share a module: each register function runs once.
   const registers = new Set(await Promise.all(loaders.map((load) => load())));
   for (const register of registers) register(program);
