@@ -2,16 +2,16 @@
  * `lading pin`: locks a binary to a release by writing the release image, version and architecture into
  * the placeholders it was built with (markers.ts), without rebuilding it.
  *
- * How a file is pinned, and why this way: on a filesystem that clones (btrfs, XFS) the file is cloned,
- * then scanned for the markers in 1 MiB reads, and the few hundred bytes of each value are written into
- * the clone at the offsets found, after checking the clone still holds the marker there. Elsewhere the
- * file is streamed once through two 1 MiB buffers into a new temp file, markers found and patched on the
- * way (a marker split across reads is held back and searched again). Node's copyFile, which would let the
- * kernel copy, is avoided there: libuv truncates the new file before copying, and ext4 then writes the
- * whole file back synchronously when it is closed (auto_da_alloc), doubling the time of a 1 GiB pin.
- * Memory stays at two read buffers either way. The temp file sits next to the output and is renamed over
- * it only when everything succeeded, with the input's permission bits; a failure leaves the output as it
- * was.
+ * How a file is pinned, and why this way: the kernel copies the file into a temp file next to the output
+ * (a clone on btrfs/XFS, copy_file_range elsewhere: no byte passes through this process) while the input
+ * is scanned for the markers in 1 MiB reads, the two at once on two cores; then the few hundred bytes of
+ * each value are written into the copy at the offsets found, after checking the copy holds the marker
+ * there. The copy is made with COPYFILE_EXCL on a fresh name: without it libuv truncates the new file
+ * first, and ext4 then writes the whole file back synchronously when it is closed (auto_da_alloc),
+ * doubling the time of a 1 GiB pin. Should the kernel copy fail, the file is streamed once through two
+ * 1 MiB buffers, markers found and patched on the way (copyReplacingFile). Memory stays at two read
+ * buffers either way. The temp file is renamed over the output only when everything succeeded, with the
+ * input's permission bits; a failure leaves the output as it was.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -197,17 +197,24 @@ export async function pinFile(input: string, values: PinValues, options: PinOpti
   const tmp = join(dirname(output), `.${basename(output)}.lading-pin-${randomBytes(6).toString('hex')}`);
   try {
     const markers = wanted.map((w) => w.replacement);
-    let cloned = true;
-    try {
-      await copyFile(input, tmp, constants.COPYFILE_FICLONE_FORCE);
-    } catch {
-      cloned = false;
+    // The kernel copy and the scan run side by side; the copy's outcome decides how to go on.
+    const copied = copyFile(input, tmp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE).then(
+      () => true,
+      () => false,
+    );
+    const scanned = scanFile(input, markers);
+    scanned.catch(() => undefined); // awaited below unless the copy failed
+    const kernelCopy = await copied;
+    let matches: MarkerMatch[];
+    if (kernelCopy) matches = await scanned;
+    else {
+      await scanned.catch(() => undefined);
       await rm(tmp, { force: true });
+      matches = await copyReplacingFile(input, tmp, markers);
     }
-    const matches = cloned ? await scanFile(input, markers) : await copyReplacingFile(input, tmp, markers);
     const missing = wanted.filter((w) => !matches.some((m) => m.name === w.replacement.name)).map((w) => w.kind);
     if (missing.length > 0) throw await missingMarkers(input, missing);
-    if (cloned) await patchCopy(tmp, input, wanted, matches, size);
+    if (kernelCopy) await patchCopy(tmp, input, wanted, matches, size);
     const pinned = wanted.map(({ kind, replacement }) => ({
       kind,
       name: replacement.name,
@@ -227,7 +234,7 @@ export async function pinFile(input: string, values: PinValues, options: PinOpti
   }
 }
 
-/** Writes the values into the clone, checking first that it holds each marker where the scan saw it. */
+/** Writes the values into the copy, checking first that it holds each marker where the scan saw it. */
 async function patchCopy(
   tmp: string,
   input: string,
