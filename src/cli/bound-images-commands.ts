@@ -20,7 +20,7 @@ import { RegistryStore } from '../store/registry/registry-store.js';
 import { openStore, parseTransportRef, refWithinStore } from '../store/transport.js';
 import { hostOf, positive } from './copy-command.js';
 import { formatBytes, type OutputFormat, printJson } from './output.js';
-import { type ProgressMode, progressDisplay } from './progress-display.js';
+import { type ProgressMode, progressDisplay, reportImage } from './progress-display.js';
 import { addRegistryFlags, type RegistryFlags, registryClient } from './registry-flags.js';
 
 interface RootFlags extends RegistryFlags {
@@ -161,16 +161,8 @@ export function registerBoundImagesCommands(program: Command): void {
         jobs,
         imageJobs,
         ...(display.listener && { onProgress: display.listener }),
-        onImage: (o) => {
-          display.listener?.({
-            type: 'image',
-            source: o.source,
-            destination: o.destination,
-            ...(o.digest !== undefined && { digest: o.digest }),
-            ...(o.error !== undefined && { error: o.error }),
-          });
-          display.log(o.error !== undefined ? `FAILED  ${o.image}: ${o.error}` : `ok      ${o.image} -> ${o.destination}`);
-        },
+        onImage: (o) =>
+          reportImage(display, o, o.error !== undefined ? `FAILED  ${o.image}: ${o.error}` : `ok      ${o.image} -> ${o.destination}`),
       });
       display.stop();
       if (flags.output === 'json') {

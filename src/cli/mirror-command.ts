@@ -16,7 +16,7 @@ import type { GatheredSignatures, LookasideCopyResult } from '../sign/lookaside-
 import { LadingError, fsError } from '../errors.js';
 import { parseSize } from '../store/archive/parts.js';
 import { positive } from './copy-command.js';
-import { type ProgressMode, progressDisplay } from './progress-display.js';
+import { type ProgressMode, progressDisplay, reportImage } from './progress-display.js';
 import { type OutputFormat, formatBytes, printJson } from './output.js';
 import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';
 
@@ -99,20 +99,17 @@ export function registerMirrorCommand(program: Command): void {
         ...(flags.splitSize !== undefined && { splitBytes: parseSize(flags.splitSize) }),
         ...(display.listener && { onProgress: display.listener }),
         onImage: (o) => {
-          display.listener?.({
-            type: 'image',
-            source: o.source,
-            destination: o.destination,
-            ...(o.digest !== undefined && { digest: o.digest }),
-            ...(o.error !== undefined && { error: o.error }),
-          });
-          if (o.error !== undefined) return display.log(`FAILED  ${o.source}: ${o.error}`);
+          if (o.error !== undefined) return reportImage(display, o, `FAILED  ${o.source}: ${o.error}`);
           const r = o.result;
           const moved = r
             ? `${r.blobs.copied + r.blobs.linked} blobs moved, ${r.blobs.mounted} mounted, ${r.blobs.skipped} there; ${formatBytes(r.bytes)}`
             : '';
           const bound = o.boundOf === undefined ? '' : `  (bound image of ${o.boundOf})`;
-          display.log(`${flags.dryRun ? 'plan' : 'ok'}      ${o.source} -> ${o.destination}  ${o.digest ?? ''}  (${moved})${bound}`);
+          reportImage(
+            display,
+            o,
+            `${flags.dryRun ? 'plan' : 'ok'}      ${o.source} -> ${o.destination}  ${o.digest ?? ''}  (${moved})${bound}`,
+          );
         },
       });
       display.stop();

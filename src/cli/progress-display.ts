@@ -15,6 +15,26 @@ export interface ProgressDisplay {
   stop(): void;
 }
 
+/** What a finished (or failed) image reports: the `image` progress event, and the line printed for it. */
+export interface ImageDone {
+  source: string;
+  destination: string;
+  digest?: string | undefined;
+  error?: string | undefined;
+}
+
+/** Sends the `image` event for a finished image and prints `line` (a failure's line when it failed). */
+export function reportImage(display: ProgressDisplay, o: ImageDone, line: string): void {
+  display.listener?.({
+    type: 'image',
+    source: o.source,
+    destination: o.destination,
+    ...(o.digest !== undefined && { digest: o.digest }),
+    ...(o.error !== undefined && { error: o.error }),
+  });
+  display.log(line);
+}
+
 export function progressDisplay(mode: ProgressMode, quiet: boolean): ProgressDisplay {
   if (mode === 'json') {
     return { listener: (e) => process.stderr.write(`${JSON.stringify(e)}\n`), log: () => undefined, stop: () => undefined };
