@@ -40,7 +40,8 @@ export type ErrorCode =
   | 'NOT_REPRODUCIBLE'
   | 'MARKER_NOT_FOUND'
   | 'INVALID_PINNED_VALUE'
-  | 'INVALID_RELEASE';
+  | 'INVALID_RELEASE'
+  | 'INVALID_UKI';
 
 export class LadingError extends Error {
   override readonly name = 'LadingError';

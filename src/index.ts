@@ -107,3 +107,12 @@ export { FsVerityHasher, fsverityDigest, type VerityAlgorithm } from './verity/f
 export { parseDump, writeDump } from './composefs/dump.js';
 export { composefsImage } from './composefs/erofs-writer.js';
 export { mkfsFromDump } from './composefs/mkfs.js';
+export { erofsOf, imageComposefs, verityOf } from './composefs/image-digest.js';
+export { composefsTree, makeBootable, readImageTree } from './composefs/image-tree.js';
+export { exportComposefs } from './composefs/object-store.js';
+/** UKIs sealed to their image's bootable composefs digest. */
+export { checkBoot } from './boot/check.js';
+export { prepareSeal, writeSeal } from './boot/seal.js';
+export { appendLayer } from './boot/append-layer.js';
+export { composefsKargs } from './boot/uki/cmdline.js';
+export { PeReader, readPeFile } from './boot/uki/pe.js';

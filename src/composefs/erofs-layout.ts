@@ -59,6 +59,7 @@ export interface ImageLayout {
 
 /** Distinct (name, value) pairs, encoded once: most files of an image carry the same few xattrs. */
 class XattrTable {
+  private readonly names = new Map<string, { index: number; suffix: Buffer; bit: number }>();
   readonly byId = new Map<string, { encoded: EncodedXattr; x: Xattr; count: number; bit: number; sharedOffset: number }>();
   id(x: Xattr): string {
     x.id ??= `${x.key}\0${Buffer.from(x.value.buffer, x.value.byteOffset, x.value.byteLength).toString('latin1')}`;
@@ -72,10 +73,15 @@ class XattrTable {
       entry.count++;
       return;
     }
-    const { index, suffix } = xattrIndex(x.key);
-    const s = Buffer.from(suffix, 'utf8');
-    const encoded = { index, suffix: s, value: x.value, size: xattrEntrySize(s.length, x.value.length) };
-    this.byId.set(id, { encoded, x, count: 1, bit: xattrFilterBit(index, s), sharedOffset: -1 });
+    // Names repeat (every external file has a metacopy and a redirect): encode each name once.
+    let name = this.names.get(x.key);
+    if (name === undefined) {
+      const { index, suffix } = xattrIndex(x.key);
+      const s = Buffer.from(suffix, 'utf8');
+      this.names.set(x.key, (name = { index, suffix: s, bit: xattrFilterBit(index, s) }));
+    }
+    const encoded = { index: name.index, suffix: name.suffix, value: x.value, size: xattrEntrySize(name.suffix.length, x.value.length) };
+    this.byId.set(id, { encoded, x, count: 1, bit: name.bit, sharedOffset: -1 });
   }
 
   get(x: Xattr) {

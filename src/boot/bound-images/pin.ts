@@ -10,21 +10,18 @@
  * declarations all carry digests gives the image back unchanged. An index is pinned platform by
  * platform and gets a new index.
  */
-import { Readable } from 'node:stream';
 import { isLadingError, LadingError } from '../../errors.js';
-import { type BlobAction, type TransferContext, transferBlob } from '../../copy/blob-transfer.js';
 import { CopySession } from '../../copy/copy-session.js';
 import type { Compression } from '../../fs/compress.js';
-import { writeLayer } from '../../fs/layer-writer.js';
 import { FileTree, makeEntry, parentOf } from '../../fs/tree.js';
 import { canonicalJsonBytes } from '../../oci/canonical-json.js';
 import { digestOf } from '../../oci/digest.js';
-import { isIndexMediaType, MediaType } from '../../oci/media-types.js';
+import { isIndexMediaType } from '../../oci/media-types.js';
 import { parseManifest } from '../../oci/parse.js';
 import { formatReference, type ImageReference, repositoryOf } from '../../oci/reference.js';
 import type { Descriptor, ImageManifest } from '../../oci/types.js';
 import type { Store } from '../../store/store.js';
-import { streamToBytes } from '../../store/stream-bytes.js';
+import { appendLayer } from '../append-layer.js';
 import { type BoundImage, readBoundImages } from './bound-images.js';
 import { imageRoot } from './image-root.js';
 import type { RootView } from './root-view.js';
@@ -189,31 +186,12 @@ async function pinManifest(
       }),
     );
   }
-  const docker = desc.mediaType === MediaType.dockerManifest;
-  const layer = await writeLayer(dst, layerTree, { compression: docker ? 'gzip' : (options.compression ?? 'gzip'), cacheDir: false });
-  const layerDesc: Descriptor = { ...layer.descriptor, mediaType: docker ? MediaType.dockerLayerGzip : layer.descriptor.mediaType };
-
-  const ctx: TransferContext = { link: true, signal: new AbortController().signal, emit: () => undefined, mountSources: () => [] };
-  const moved: Promise<BlobAction>[] = manifest.layers.map((l) => transferBlob(src, dst, l, ctx));
-  await Promise.all(moved);
-
-  const configBytes = await streamToBytes(await src.fetchBlob(manifest.config), 4 * 1024 * 1024, `config ${manifest.config.digest}`);
-  const config = JSON.parse(Buffer.from(configBytes).toString('utf8')) as Record<string, unknown> & {
-    rootfs: { diff_ids: string[] };
-    history?: unknown[];
-  };
-  config.rootfs = { ...config.rootfs, diff_ids: [...config.rootfs.diff_ids, layer.diffId] };
-  if (Array.isArray(config.history)) {
-    const pins = result.changes.filter((c) => c.manifest === desc.digest).map((c) => c.to);
-    config.history = [...config.history, { created_by: HISTORY_BY, comment: `bound images pinned: ${[...new Set(pins)].join(' ')}` }];
-  }
-  const newConfig = canonicalJsonBytes(config);
-  const configDesc: Descriptor = { mediaType: manifest.config.mediaType, digest: digestOf(newConfig), size: newConfig.byteLength };
-  if (!(await dst.has(configDesc))) await dst.pushBlob(configDesc, Readable.from([Buffer.from(newConfig)]));
-
-  const doc = JSON.parse(Buffer.from(manifestBytes).toString('utf8')) as Record<string, unknown> & { layers: Descriptor[] };
-  const bytes = canonicalJsonBytes({ ...doc, config: { ...(doc.config as object), ...configDesc }, layers: [...doc.layers, layerDesc] });
-  return { descriptor: { mediaType: desc.mediaType, digest: digestOf(bytes), size: bytes.byteLength }, bytes };
+  const pins = result.changes.filter((c) => c.manifest === desc.digest).map((c) => c.to);
+  const appended = await appendLayer(src, dst, desc, manifest, manifestBytes, layerTree, {
+    compression: options.compression ?? 'gzip',
+    history: { created_by: HISTORY_BY, comment: `bound images pinned: ${[...new Set(pins)].join(' ')}` },
+  });
+  return { descriptor: appended.descriptor, bytes: appended.bytes };
 }
 
 /** A file's own metadata (a hard link's is the file it links to). */
