@@ -348,7 +348,8 @@ export async function mirrorBench(ctx: MirrorBenchContext): Promise<MirrorBenchR
       `lading's own account of one run (-o json), distinct bytes being ${gib(fx.uniqueBytes)}: (a) ${movedA.text}; (b) ${movedB.text}.`,
       `registries: docker-registry ${registryVersion} on loopback HTTP, storage on the bench's filesystem; the source is filled once per bench (untimed, lading mirror --from the fixture layout) and checked against the fixture's digests.`,
       `runs: ${runs} per mirror row, alternating (${runsWhy}). MB/s in (a)/(b) = distinct bytes / s.`,
-      `(a) every run starts with a new, empty target registry (started untimed). lading: \`lading mirror -q -f set.yaml --to docker://T/${PREFIX} --tls-verify=false\` (defaults: --image-jobs 4, -j 6). ` +
+      `lading runs with --no-bound-images in every row: skopeo has no bound-image lookup and the set holds no bootable image; with the lookup on (the default) each image costs 2 more source requests (its manifest and config, to see whether it is bootable), on a re-run too.`,
+      `(a) every run starts with a new, empty target registry (started untimed). lading: \`lading mirror -q --no-bound-images -f set.yaml --to docker://T/${PREFIX} --tls-verify=false\` (defaults: --image-jobs 4, -j 6). ` +
         `skopeo: \`skopeo sync --src yaml --dest docker --all --preserve-digests --dest-tls-verify=false\` (1.9.3's sync takes a YAML source and --preserve-digests; it copies one image at a time). ` +
         `Checked once: all ${fx.images.length} digests in both targets equal the source's.`,
       `(b) lading: \`lading mirror -q --no-bound-images -f set.yaml --to oci:DIR\` (one layout, blobs stored once). skopeo: a loop of ${fx.images.length} \`skopeo copy --all --preserve-digests docker://… oci:DIR:NAME\` into ONE layout ` +
