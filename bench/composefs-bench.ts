@@ -12,7 +12,6 @@
  * digest in `lading composefs dump` is checked against fsverity's output.
  */
 import { spawn } from 'node:child_process';
-import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -25,6 +24,7 @@ import type { Descriptor } from '../src/oci/types.js';
 import { LayoutStore } from '../src/store/layout/layout-store.js';
 import { alternate } from './measure.js';
 import { gib, type Row } from './report.js';
+import { keystream, treeSizes } from './verity-bench.js';
 
 const CLI = resolve(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const GiB = 2 ** 30;
@@ -38,20 +38,6 @@ interface Fixture {
   root: string;
   list: string;
   layout: string;
-}
-
-function keystream(): (n: number) => Buffer {
-  const cipher = createCipheriv('aes-128-ctr', randomBytes(16), randomBytes(16));
-  return (n) => cipher.update(Buffer.alloc(n));
-}
-
-/** The verity bench's sizes: log-uniform from 1 byte to 1 MiB, scaled so they add up to `total`. */
-function treeSizes(total: number): number[] {
-  const raw = Array.from({ length: FILES }, (_, i) => Math.exp((((i * 7919) % FILES) / FILES) * Math.log(2 ** 20)));
-  const sum = raw.reduce((a, b) => a + b, 0);
-  const sizes = raw.map((r) => Math.max(0, Math.floor((r / sum) * total)));
-  sizes[0]! += total - sizes.reduce((a, b) => a + b, 0);
-  return sizes;
 }
 
 const dirName = (d: number) => `d${String(d).padStart(3, '0')}`;
@@ -102,7 +88,7 @@ export async function ensureFixture(work: string, log: (s: string) => void): Pro
   const byDir: { path: string; size: number }[][] = Array.from({ length: DIRS }, () => []);
   for (let d = 0; d < DIRS; d++) await mkdir(join(fx.root, 'usr', dirName(d)), { recursive: true });
   const all: string[] = [];
-  for (const [i, size] of treeSizes(GiB).entries()) {
+  for (const [i, size] of treeSizes(GiB, FILES).entries()) {
     const path = join(fx.root, 'usr', dirName(i % DIRS), `f${i}`);
     await writeFile(path, bytes(size));
     byDir[i % DIRS]!.push({ path, size });

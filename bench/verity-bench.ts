@@ -28,14 +28,15 @@ interface Fixture {
   list: string;
 }
 
-function keystream(): (n: number) => Buffer {
+/** Random bytes on demand, fast: an AES-128-CTR keystream. */
+export function keystream(): (n: number) => Buffer {
   const cipher = createCipheriv('aes-128-ctr', randomBytes(16), randomBytes(16));
   return (n) => cipher.update(Buffer.alloc(n));
 }
 
-/** File sizes for the tree: log-uniform from 1 byte to 1 MiB, scaled so they add up to `total`. */
-function treeSizes(total: number): number[] {
-  const raw = Array.from({ length: FILES }, (_, i) => Math.exp((((i * 7919) % FILES) / FILES) * Math.log(2 ** 20)));
+/** `count` file sizes: log-uniform from 1 byte to 1 MiB, like an OS image, scaled so they add up to `total`. */
+export function treeSizes(total: number, count = FILES): number[] {
+  const raw = Array.from({ length: count }, (_, i) => Math.exp((((i * 7919) % count) / count) * Math.log(2 ** 20)));
   const sum = raw.reduce((a, b) => a + b, 0);
   const sizes = raw.map((r) => Math.max(0, Math.floor((r / sum) * total)));
   sizes[0]! += total - sizes.reduce((a, b) => a + b, 0);
