@@ -139,7 +139,8 @@ export function registerMirrorCommand(program: Command): void {
 /** The bound-image finder of src/boot, as the mirror planner takes it (also used by `release mirror`). */
 export async function boundImageFinder(): Promise<BoundImageFinder> {
   const { boundImagesOf } = await import('../boot/bound-images/bound-images-of.js');
-  return (store, desc) => boundImagesOf(store, desc);
+  // AuthFile= names a file on the machine that will run the image, not on this one: not looked up here.
+  return (store, desc) => boundImagesOf(store, desc, { authFiles: false });
 }
 
 /**

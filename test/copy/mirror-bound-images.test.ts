@@ -52,7 +52,7 @@ describe('mirror carries bound images', () => {
   let client: RegistryClient;
   let work: string;
   let R: string;
-  const digests = { app: '', db: '', plain: '', boot: '', broken: '', unlabelled: '' };
+  const digests = { app: '', db: '', plain: '', boot: '', broken: '', unlabelled: '', authed: '' };
   let set: string;
 
   before(async () => {
@@ -70,6 +70,10 @@ describe('mirror carries bound images', () => {
     digests.broken = (
       await writeBootable(push('os/broken'), declaring({ app: `${R}/apps/app:1`, missing: `${R}/apps/missing:9` }), ['1'])
     ).digest;
+    // AuthFile= naming a file only the machine that runs the image has (nor the image, nor this host).
+    const authed = declaring({ app: `${R}/apps/app:1` });
+    authed['usr/share/containers/systemd/app.image'] = `[Image]\nImage=${R}/apps/app:1\nAuthFile=/run/lading-test-nowhere/auth.json\n`;
+    digests.authed = (await writeBootable(push('os/authed'), authed, ['1'])).digest;
     // The same declarations in an image without the bootc label: bootc would never read them.
     digests.unlabelled = (await writeBootable(push('os/unlabelled'), declaring({ app: `${R}/apps/app:1` }), ['1'], {})).digest;
     set = join(work, 'set.yaml');
@@ -159,6 +163,18 @@ describe('mirror carries bound images', () => {
     assert.match(lines[at + 2] ?? '', new RegExp(`^  plan   bound image ${R}/apps/db@${digests.db} \\(declared in .*db.image\\)`));
     assert.equal(lines.filter((l) => l.includes(`${R}/apps/app:1`)).length, 1, 'a bound image is listed once, under its image');
     assert.match(r.stdout, /dry run: 5 images mirrored/);
+  });
+
+  it("an AuthFile= missing here does not stop a mirror (it names the running host's file), though list refuses it", async () => {
+    const out = join(work, 'authed');
+    const one = join(work, 'authed.yaml');
+    await writeFile(one, `images:\n  - name: ${R}/os/authed:1\n`);
+    const report = await mirrorJson('-f', one, '--to', `oci:${out}`, '--results', join(work, 'r-authed'));
+    assert.equal(report.failed, 0, JSON.stringify(report.images.map((i) => i.error)));
+    assert.deepEqual(report.images.map((i) => i.source).sort(), [`${R}/apps/app:1`, `${R}/os/authed:1`]);
+    const list = await lading('bound-images', 'list', `docker://${R}/os/authed:1`, '--tls-verify=false');
+    assert.equal(list.code, 1, list.stdout);
+    assert.match(list.stderr, /AuthFile=\/run\/lading-test-nowhere\/auth\.json is in neither the image/);
   });
 
   it('--no-bound-images leaves them behind', async () => {

@@ -23,6 +23,8 @@ export interface BoundImagesOfOptions {
   anyImage?: boolean;
   /** The host's root, for `AuthFile=` paths the image does not hold (default /). */
   hostRoot?: RootView;
+  /** Look `AuthFile=` up (default true; see ScanOptions.authFiles). */
+  authFiles?: boolean;
 }
 
 /**
@@ -50,7 +52,10 @@ export async function boundImagesOf(store: Store, desc: Descriptor, options: Bou
 async function ofManifest(store: Store, desc: Descriptor, manifest: ImageManifest, options: BoundImagesOfOptions): Promise<BoundImage[]> {
   if (options.anyImage !== true && !isBootable(await readConfig(store, manifest.config))) return [];
   const root = await imageRoot(store, desc, manifest);
-  return readBoundImages(root.view, options.hostRoot === undefined ? {} : { hostRoot: options.hostRoot });
+  return readBoundImages(root.view, {
+    ...(options.hostRoot !== undefined && { hostRoot: options.hostRoot }),
+    ...(options.authFiles !== undefined && { authFiles: options.authFiles }),
+  });
 }
 
 /** True when the config carries a bootable label. */

@@ -60,6 +60,11 @@ export interface BoundImageProblem {
 export interface ScanOptions {
   /** The host's root, for `AuthFile=` paths the image does not hold (default: this machine's /). */
   hostRoot?: RootView;
+  /**
+   * Look `AuthFile=` up (default true). A mirror passes false: the host an `AuthFile=` means is the
+   * machine that will run the image, not the one mirroring it, so a file missing here is no error there.
+   */
+  authFiles?: boolean;
 }
 
 /**
@@ -87,7 +92,7 @@ export async function scanBoundImages(
     const source = `/${BOUND_IMAGE_DIR}/${entry.name}`;
     try {
       if (!entry.utf8) throw problem(`invalid non-UTF-8 file name ${JSON.stringify(entry.name)} in /${BOUND_IMAGE_DIR}`);
-      images.push(await readEntry(view, host, `${dir.path}/${entry.name}`, source));
+      images.push(await readEntry(view, options.authFiles === false ? undefined : host, `${dir.path}/${entry.name}`, source));
     } catch (e) {
       if (!isLadingError(e)) throw e;
       problems.push({ source, message: `bound image ${source}: ${e.message}` });
@@ -108,7 +113,7 @@ export async function readBoundImages(view: RootView, options: ScanOptions = {})
   return images;
 }
 
-async function readEntry(view: RootView, host: RootView, path: string, source: string): Promise<BoundImage> {
+async function readEntry(view: RootView, host: RootView | undefined, path: string, source: string): Promise<BoundImage> {
   const st = await view.lstat(path);
   if (st?.type !== 'symlink') throw problem('not a symlink: bound images are declared by symlinks to .image or .container files');
   const kind = path.endsWith('.image') ? 'image' : path.endsWith('.container') ? 'container' : undefined;
@@ -137,7 +142,7 @@ async function readEntry(view: RootView, host: RootView, path: string, source: s
 /** An `.image` unit's image and auth file. */
 async function fromImageUnit(
   view: RootView,
-  host: RootView,
+  host: RootView | undefined,
   unit: UnitFile,
   where: { source: string; file: string; container?: string },
 ): Promise<BoundImage> {
@@ -146,7 +151,7 @@ async function fromImageUnit(
   const image = imageValue(assignment, where.file);
   const result = bound(image, { ...where, assignment, unit });
   const auth = lookupLast(unit, 'Image', 'AuthFile');
-  if (auth !== undefined) result.authFile = await findAuthFile(view, host, auth, where.file);
+  if (auth !== undefined && host !== undefined) result.authFile = await findAuthFile(view, host, auth, where.file);
   return result;
 }
 
