@@ -11,7 +11,6 @@
  * UNCOMPRESSED layers (decompression would measure zlib, not composefs). Before timing, every file's
  * digest in `lading composefs dump` is checked against fsverity's output.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -22,7 +21,7 @@ import { digestOf } from '../src/oci/digest.js';
 import { MediaType } from '../src/oci/media-types.js';
 import type { Descriptor } from '../src/oci/types.js';
 import { LayoutStore } from '../src/store/layout/layout-store.js';
-import { alternate } from './measure.js';
+import { alternate, sh } from './measure.js';
 import { gib, type Row } from './report.js';
 import { keystream, treeSizes } from './verity-bench.js';
 
@@ -98,20 +97,6 @@ export async function ensureFixture(work: string, log: (s: string) => void): Pro
   await writeImage(fx, byDir);
   await writeFile(marker, JSON.stringify(PARAMS));
   return fx;
-}
-
-function sh(script: string, args: string[]): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn('sh', ['-c', script, 'sh', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolvePromise(Buffer.concat(out).toString()) : reject(new Error(`${script} failed (${code}): ${err.trim()}`)),
-    );
-  });
 }
 
 const node = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)}`;

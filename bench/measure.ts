@@ -98,3 +98,8 @@ export function captureAsync(cmd: string, args: readonly string[]): Promise<stri
     });
   });
 }
+
+/** Runs a shell script (its arguments as $1, $2, …) and resolves with its stdout. */
+export function sh(script: string, args: readonly string[]): Promise<string> {
+  return captureAsync('sh', ['-c', script, 'sh', ...args]);
+}

@@ -9,11 +9,10 @@
  * The fixture (random bytes: an AES-128-CTR keystream) is generated once into work/verity and reused
  * while its marker matches. Before timing, both tools' outputs are compared line for line.
  */
-import { spawn } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { alternate } from './measure.js';
+import { alternate, sh } from './measure.js';
 import { gib, type Row } from './report.js';
 
 const CLI = resolve(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
@@ -66,21 +65,6 @@ async function ensureFixture(work: string, log: (s: string) => void): Promise<Fi
   await writeFile(fx.list, `${paths.join('\0')}\0`);
   await writeFile(marker, JSON.stringify(PARAMS));
   return fx;
-}
-
-/** Runs a shell pipeline, resolving with its stdout. */
-function sh(script: string, args: string[]): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn('sh', ['-c', script, 'sh', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolvePromise(Buffer.concat(out).toString()) : reject(new Error(`${script} failed (${code}): ${err.trim()}`)),
-    );
-  });
 }
 
 const ladingCmd = (alg: string) => `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} fsverity digest --hash-alg ${alg}`;

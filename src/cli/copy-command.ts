@@ -14,6 +14,7 @@ import type { GatheredSignatures, LookasideCopyResult } from '../sign/lookaside-
 import type { Descriptor } from '../oci/types.js';
 import type { Store } from '../store/store.js';
 import { type TransportRef, openStore, parseTransportRef, refWithinStore } from '../store/transport.js';
+import { positive } from './option-values.js';
 import { type OutputFormat, formatBytes, printJson } from './output.js';
 import { type ProgressMode, progressDisplay } from './progress-display.js';
 import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';
@@ -180,10 +181,4 @@ function printResult(result: CopyResult, srcInput: string, dstInput: string, fla
 
 export function hostOf(t: TransportRef): string | undefined {
   return t.transport === 'docker' ? t.image.domain : undefined;
-}
-
-export function positive(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new LadingError('USAGE', `${flag} takes a whole number of at least 1`);
-  return n;
 }

@@ -15,7 +15,7 @@ import { formatReference } from '../oci/reference.js';
 import type { GatheredSignatures, LookasideCopyResult } from '../sign/lookaside-copy.js';
 import { LadingError, fsError } from '../errors.js';
 import { parseSize } from '../store/archive/parts.js';
-import { positive } from './copy-command.js';
+import { positive } from './option-values.js';
 import { type ProgressMode, progressDisplay, reportImage } from './progress-display.js';
 import { type OutputFormat, formatBytes, printJson } from './output.js';
 import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';

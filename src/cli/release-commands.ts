@@ -7,6 +7,7 @@ import { extractCommand, extractManifests } from '../release/extract.js';
 import { openRelease, type ReleaseChanges, type ReleaseInfo, readPayload, releaseChanges, releaseInfo } from '../release/read.js';
 import { StoreSet } from '../release/store-set.js';
 import { parseTransportRef, refWithinStore } from '../store/transport.js';
+import { collect } from './option-values.js';
 import { type OutputFormat, printJson } from './output.js';
 import { addRegistryFlags, type RegistryFlags, registryClient } from './registry-flags.js';
 import {
@@ -15,8 +16,6 @@ import {
   registerReleaseMirror,
   releaseInfoSignatures,
 } from './release-signature-commands.js';
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 function outputFormat(value: string): OutputFormat {
   if (value !== 'text' && value !== 'json') throw new LadingError('USAGE', `-o takes text or json, not ${value}`);

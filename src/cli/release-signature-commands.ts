@@ -34,7 +34,8 @@ import { streamToBytes } from '../store/stream-bytes.js';
 import { boundImageFinder } from './mirror-command.js';
 import { printJson } from './output.js';
 import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';
-import { collect, storeTls } from './sign-commands.js';
+import { collect } from './option-values.js';
+import { storeTls } from './sign-commands.js';
 
 export interface ReleaseSignatureFlags extends RegistryFlags {
   signature?: boolean;

@@ -16,10 +16,9 @@ import { enforcePolicy, loadPolicyFile } from '../sign/policy.js';
 import { type StoreReadOptions, readSignatureFile, readSignatures, storeTlsOptions, writeSignature } from '../sign/signature-store.js';
 import { type SignatureInput, type SimpleVerifyResult, verifySimpleSignatures } from '../sign/verify-image.js';
 import { cosignPassword } from './keygen-command.js';
+import { collect } from './option-values.js';
 import { type OutputFormat, printJson } from './output.js';
 import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';
-
-export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 interface SignFlags extends RegistryFlags {
   key?: string;
