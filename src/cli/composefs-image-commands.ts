@@ -101,12 +101,7 @@ export function registerComposefsImageCommands(program: Command): void {
     );
     if (flags.output !== 'json') return void process.stdout.write(`${r.digest}\n`);
     printJson({
-      image: ref,
-      manifest: r.descriptor.digest,
-      digest: r.digest,
-      algorithm: r.algorithm,
-      formatVersion: r.formatVersion,
-      bootable: r.bootable,
+      ...identity(ref, r),
       imageBytes: r.bytes.length,
       entries: r.tree.size,
     });
@@ -145,12 +140,7 @@ export function registerComposefsImageCommands(program: Command): void {
     );
     if (flags.output === 'json') {
       return printJson({
-        image: ref,
-        manifest: r.descriptor.digest,
-        digest: r.digest,
-        algorithm: r.algorithm,
-        formatVersion: r.formatVersion,
-        bootable: r.bootable,
+        ...identity(ref, r),
         erofs: r.image,
         objects: r.objects,
         ...r.stats,
@@ -162,4 +152,19 @@ export function registerComposefsImageCommands(program: Command): void {
       `objects: ${s.written} written, ${s.reused} reused${s.repaired > 0 ? `, ${s.repaired} repaired` : ''} in ${r.objects}\n`,
     );
   });
+}
+
+/** What `digest -o json` and `export -o json` both say of the image and its composefs. */
+function identity(
+  ref: string,
+  r: { descriptor: { digest: string }; digest: string; algorithm: string; formatVersion: number; bootable: boolean },
+) {
+  return {
+    image: ref,
+    manifest: r.descriptor.digest,
+    digest: r.digest,
+    algorithm: r.algorithm,
+    formatVersion: r.formatVersion,
+    bootable: r.bootable,
+  };
 }
