@@ -18,27 +18,18 @@ import { Readable } from 'node:stream';
 import { LadingError } from '../errors.js';
 import { ByteSource } from './byte-source.js';
 import { BLOCK, checksums, F, isZeroBlock, makedev, padding } from './tar-format.js';
-import { type EntryType, normalizePath } from './tree.js';
+import { type Entry, type EntryType, normalizePath } from './tree.js';
 
-export interface TarHeader {
-  /** The name in tree form (normalizePath): no leading '/', './' or trailing '/'; the root is ''. */
-  path: string;
+/**
+ * An entry's header: the file tree's fields (path in tree form, mode without file-type bits, size 0
+ * for everything but regular files, link target, rdev, xattrs) plus what only the archive knows.
+ */
+export interface TarHeader extends Pick<
+  Entry,
+  'path' | 'type' | 'mode' | 'uid' | 'gid' | 'mtime' | 'mtimeNsec' | 'size' | 'linkTarget' | 'rdev' | 'xattrs'
+> {
   /** The name as the archive gives it (pax path, GNU long name, or ustar prefix/name). */
   rawName: string;
-  type: EntryType;
-  /** Permission bits and setuid/setgid/sticky (07777). */
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-  mtimeNsec: number;
-  /** Bytes of content: regular files only (0 for every other type, whatever the header says). */
-  size: number;
-  /** Symlinks: the target as written. Hardlinks: the target in tree form. */
-  linkTarget?: string;
-  /** Character and block devices: makedev(major, minor). */
-  rdev?: number;
-  xattrs: Map<string, Uint8Array>;
   /** The pax records that apply to this entry (global, then per-entry), values decoded as UTF-8. */
   pax: Record<string, string>;
   uname: string;

@@ -81,6 +81,16 @@ export function requirementsFor(policy: Policy, image: ImageReference | undefine
   return { scope: 'default', requirements: policy.default };
 }
 
+/** sigstoreSigned members Lading knows but refuses: keyless (Fulcio/Rekor) and PKI verification. */
+const UNSUPPORTED_SIGSTORE_FIELDS = [
+  'fulcio',
+  'pki',
+  'rekorPublicKeyPath',
+  'rekorPublicKeyPaths',
+  'rekorPublicKeyData',
+  'rekorPublicKeyDatas',
+] as const;
+
 /** Scopes from the most specific to the least. */
 export function dockerScopes(image: ImageReference): string[] {
   const repo = repositoryOf(image);
@@ -228,29 +238,10 @@ function requirement(value: unknown, where: string, baseDir: string, fail: Fail)
         value,
         where,
         ['type'],
-        [
-          'keyPath',
-          'keyPaths',
-          'keyData',
-          'keyDatas',
-          'fulcio',
-          'pki',
-          'rekorPublicKeyPath',
-          'rekorPublicKeyPaths',
-          'rekorPublicKeyData',
-          'rekorPublicKeyDatas',
-          'signedIdentity',
-        ],
+        ['keyPath', 'keyPaths', 'keyData', 'keyDatas', ...UNSUPPORTED_SIGSTORE_FIELDS, 'signedIdentity'],
         fail,
       );
-      for (const unsupported of [
-        'fulcio',
-        'pki',
-        'rekorPublicKeyPath',
-        'rekorPublicKeyPaths',
-        'rekorPublicKeyData',
-        'rekorPublicKeyDatas',
-      ]) {
+      for (const unsupported of UNSUPPORTED_SIGSTORE_FIELDS) {
         if (m[unsupported] !== undefined)
           throw fail(`${where}: ${unsupported} is not supported (Lading verifies cosign signatures by public key only)`);
       }
