@@ -28,6 +28,7 @@ import type { Entry, FileTree } from '../fs/tree.js';
 import type { Descriptor, ImageManifest, Platform } from '../oci/types.js';
 import type { Store } from '../store/store.js';
 import type { VerityAlgorithm } from '../verity/fsverity.js';
+import type { VerifiedFile } from '../oci/verified-file.js';
 import { verityPool } from '../verity/verity-pool.js';
 import { POLICY_PATH, type ReadEntry, selabel } from './selabel.js';
 import { clearDirectoryKeepingLinks } from './tree-links.js';
@@ -86,26 +87,36 @@ export async function readImageTree(store: Store, desc: Descriptor, options: Rea
   const kept = new Map<string, Uint8Array>();
   // Digests arrive after the layers are read (hashed on another core): by where the bytes were.
   const digests = new Map<string, Promise<string>>();
+  // Layers read in place stay open until every range of them is hashed.
+  const openFiles: VerifiedFile[] = [];
   let tree: FileTree;
+  let failed = true;
   try {
     tree = await flattenLayers(store, manifest.layers, {
       keepBytesUpTo: INLINE_MAX,
-      onFile: async (header, content, layer) => {
+      openFiles,
+      onFile: async (header, content, layer, file) => {
         const watch = tap?.(header, layer);
         const keep = header.size > INLINE_MAX && POLICY_PATH.test(header.path);
         if (keep && header.size > MAX_KEPT) {
           throw new LadingError('UNSUPPORTED_TREE', `/${header.path} is ${header.size} bytes: too large for an SELinux policy file`);
         }
+        if (pool !== undefined && file !== undefined && watch === undefined && !keep && header.size > INLINE_MAX) {
+          // The bytes lie in a local file: the pool's workers read them there, the main thread never does.
+          digests.set(`${layer.digest}@${header.offset}`, pool.submitRange(file.fd, header.offset, header.size).digest);
+          return;
+        }
+        if (header.size <= INLINE_MAX && watch === undefined) return; // held inline: flatten kept the bytes
         const parts: Buffer[] = [];
-        let chunks: AsyncIterable<Uint8Array> = content as AsyncIterable<Uint8Array>;
+        let chunks: AsyncIterable<Uint8Array> = content() as AsyncIterable<Uint8Array>;
         if (watch !== undefined || keep) {
-          chunks = observed(content, (chunk) => {
+          chunks = observed(chunks, (chunk) => {
             watch?.(chunk);
             if (keep) parts.push(Buffer.from(chunk));
           });
         }
         if (header.size <= INLINE_MAX) {
-          if (watch !== undefined) for await (const _ of chunks);
+          for await (const _ of chunks);
           return;
         }
         const { digest } = await sink(chunks, header);
@@ -115,9 +126,12 @@ export async function readImageTree(store: Store, desc: Descriptor, options: Rea
       },
     });
     await pool?.close();
+    failed = false;
   } catch (e) {
     await pool?.abort();
     throw e;
+  } finally {
+    await Promise.all(openFiles.map((f) => f.close(failed)));
   }
   for (const e of tree.walk()) {
     if (e.type !== 'file' || e.content?.kind !== 'layer') continue;

@@ -17,24 +17,39 @@
  * layer, its other names keep the content, as they would on a real filesystem: the first remaining name
  * becomes the file and the others link to it.
  */
+import { readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { LadingError } from '../errors.js';
 import { parseManifest } from '../oci/parse.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
 import type { Descriptor, ImageManifest, Platform } from '../oci/types.js';
 import type { Store } from '../store/store.js';
-import { layerReadError, openLayerStream } from './layer-stream.js';
-import { readTar, type TarHeader } from './tar-reader.js';
+import type { VerifiedFile } from '../oci/verified-file.js';
+import { type Bytes, FileByteSource } from './byte-source.js';
+import { layerReadError, openLayerInput } from './layer-stream.js';
+import { readTarEntries, type TarHeader } from './tar-reader.js';
 import { baseName, compareNames, type Content, type Entry, FileTree, makeEntry, parentOf } from './tree.js';
 
 export interface FlattenOptions {
   /**
-   * Called for every regular file with its content stream (consume it or not): may replace the
-   * entry's content and set its fs-verity digest (composefs computes digests while it streams).
+   * Called for every regular file with its content stream, made on demand (read it or not): may
+   * replace the entry's content and set its fs-verity digest (composefs computes digests while it
+   * streams).
    */
-  onFile?: (header: TarHeader, content: Readable, layer: Descriptor) => Promise<Partial<Pick<Entry, 'content' | 'verity'>> | void>;
+  onFile?: (
+    header: TarHeader,
+    content: () => Readable,
+    layer: Descriptor,
+    /** Set when the layer is read in place from a local file: the content is at `header.offset` in it. */
+    file?: VerifiedFile,
+  ) => Promise<Partial<Pick<Entry, 'content' | 'verity'>> | void>;
   /** Files of at most this many bytes are held in memory (`{kind:'bytes'}`) instead of referenced. */
   keepBytesUpTo?: number;
+  /**
+   * Where given, layers read in place from local files are left open and added here for the caller
+   * to close, so `onFile` may hand their descriptor to work that outlives the flatten.
+   */
+  openFiles?: VerifiedFile[];
 }
 
 const OPAQUE = '.wh..wh..opq';
@@ -46,11 +61,19 @@ const AUFS = '.wh..wh.';
 export async function flattenLayers(store: Store, layers: readonly Descriptor[], options: FlattenOptions = {}): Promise<FileTree> {
   const applier = new LayerApplier(new FileTree(), options);
   for (const layer of layers) {
-    const stream = await openLayerStream(store, layer);
+    const input = await openLayerInput(store, layer);
+    let failed = false;
     try {
-      await applier.apply(stream, layer);
+      if ('stream' in input) await applier.apply(input.stream, layer);
+      else await applier.apply(new FileByteSource(input.file.fd, input.file.size, () => input.file.verified), layer, input.file);
     } catch (e) {
+      failed = true;
       throw layerReadError(e, `layer ${layer.digest} in ${store.name}`);
+    } finally {
+      if ('file' in input) {
+        if (options.openFiles === undefined) await input.file.close(failed);
+        else options.openFiles.push(input.file);
+      }
     }
   }
   return applier.tree;
@@ -109,10 +132,10 @@ export class LayerApplier {
   ) {}
 
   /** Applies one uncompressed layer tar; `layer` names it in content references and messages. */
-  async apply(input: Readable, layer: Descriptor): Promise<void> {
+  async apply(input: Readable | Bytes, layer: Descriptor, file?: VerifiedFile): Promise<void> {
     const added = new Set<string>();
     const touched = new Set<string>();
-    await readTar(input, async (h, content) => {
+    await readTarEntries(input, async (h, content) => {
       const where = `${h.rawName} in layer ${layer.digest}`;
       this.checkParents(h.path, where);
       const base = baseName(h.path);
@@ -126,7 +149,7 @@ export class LayerApplier {
         }
         return;
       }
-      const entry = await this.entryFor(h, content, layer, where);
+      const entry = await this.entryFor(h, content, layer, where, file);
       this.replace(entry);
       added.add(entry.path);
       for (let p = entry.path; p !== '';) {
@@ -137,7 +160,7 @@ export class LayerApplier {
     });
   }
 
-  private async entryFor(h: TarHeader, content: Readable, layer: Descriptor, where: string): Promise<Entry> {
+  private async entryFor(h: TarHeader, content: () => Readable, layer: Descriptor, where: string, file?: VerifiedFile): Promise<Entry> {
     if (h.path === '' && h.type !== 'directory') throw new LadingError('UNSAFE_PATH', `${where}: the root entry is not a directory`);
     const fields: Partial<Omit<Entry, 'path' | 'type'>> = {
       mode: h.mode,
@@ -156,12 +179,13 @@ export class LayerApplier {
       let stream = content;
       const keep = this.options.keepBytesUpTo;
       if (keep !== undefined && h.size <= keep) {
-        const bytes = await readAll(content, h.size);
+        // Read in place, the bytes are taken straight from the file: no stream for a few bytes.
+        const bytes = file === undefined ? await readAll(content(), h.size) : readRange(file, h.offset, h.size);
         data = { kind: 'bytes', data: bytes };
-        stream = Readable.from([bytes]);
+        stream = () => Readable.from([bytes]);
       }
       fields.content = data;
-      const extra = await this.options.onFile?.(h, stream, layer);
+      const extra = await this.options.onFile?.(h, stream, layer, file);
       if (extra?.content !== undefined) fields.content = extra.content;
       if (extra?.verity !== undefined) fields.verity = extra.verity;
     }
@@ -281,6 +305,13 @@ function walkOrder(a: string, b: string): number {
     if (c !== 0) return c;
   }
   return x.length - y.length;
+}
+
+function readRange(file: VerifiedFile, offset: number, size: number): Uint8Array {
+  const out = Buffer.allocUnsafe(size);
+  const got = size === 0 ? 0 : readSync(file.fd, out, 0, size, offset);
+  if (got !== size) throw new LadingError('INVALID_ARCHIVE', `a file's content is ${got} bytes, not ${size}`);
+  return out;
 }
 
 async function readAll(content: Readable, size: number): Promise<Uint8Array> {

@@ -12,7 +12,8 @@ import { Decompress } from 'fzstd';
 import { LadingError } from '../errors.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
-import type { Store } from '../store/store.js';
+import { openVerifiedFileAt, type VerifiedFile } from '../oci/verified-file.js';
+import { isLocalBlobSource, type Store } from '../store/store.js';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 
@@ -47,6 +48,22 @@ export async function openLayerStream(store: Store, desc: Descriptor): Promise<R
   const kind = layerCompression(desc.mediaType);
   const blob = await store.fetchBlob(desc);
   return decompressStream(blob, kind);
+}
+
+/**
+ * A layer to read: its tar stream, or, for an uncompressed layer the store keeps as a local file, the
+ * file itself, so a reader can take headers in place and skip content it does not want (a worker
+ * checks the file's digest meanwhile; the reader's drain waits for that check).
+ */
+export type LayerInput = { stream: Readable } | { file: VerifiedFile };
+
+export async function openLayerInput(store: Store, desc: Descriptor): Promise<LayerInput> {
+  if (layerCompression(desc.mediaType) === 'none' && isLocalBlobSource(store)) {
+    const path = await store.localBlobPath(desc);
+    const file = path === undefined ? undefined : await openVerifiedFileAt(path, desc, `blob in ${store.name}:`);
+    if (file !== undefined) return { file };
+  }
+  return { stream: await openLayerStream(store, desc) };
 }
 
 /** `source` decompressed; errors in either direction are carried through (pipeline). */

@@ -38,14 +38,16 @@ export function padding(size: number): number {
 
 /** Sum of the header bytes with the checksum field read as eight spaces: unsigned and signed (old tars). */
 export function checksums(block: Uint8Array): { unsigned: number; signed: number } {
-  let unsigned = 0;
-  let signed = 0;
+  // The checksum field (148..156) counts as eight spaces; a signed sum differs by 256 per high byte.
+  let unsigned = 8 * 0x20;
+  let high = 0;
   for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    if (i === 148) i = 156;
+    const b = block[i]!;
     unsigned += b;
-    signed += b > 127 ? b - 256 : b;
+    if (b > 127) high++;
   }
-  return { unsigned, signed };
+  return { unsigned, signed: unsigned - 256 * high };
 }
 
 export function isZeroBlock(block: Uint8Array): boolean {

@@ -16,7 +16,7 @@
  */
 import { Readable } from 'node:stream';
 import { LadingError } from '../errors.js';
-import { ByteSource } from './byte-source.js';
+import { ByteSource, type Bytes } from './byte-source.js';
 import { BLOCK, checksums, F, isZeroBlock, makedev, padding } from './tar-format.js';
 import { type Entry, type EntryType, normalizePath } from './tree.js';
 
@@ -46,18 +46,29 @@ const CONTENT_CHUNK = 1024 * 1024;
  * Reads `input` entry by entry. `onEntry` may consume `content` or leave it: whatever it does not read
  * is skipped once it resolves (the stream is then ended). Rejects on a malformed or truncated archive.
  */
-export async function readTar(input: Readable, onEntry: (header: TarHeader, content: Readable) => Promise<void>): Promise<void> {
-  const src = new ByteSource(input);
+export async function readTar(input: Readable | Bytes, onEntry: (header: TarHeader, content: Readable) => Promise<void>): Promise<void> {
+  await readTarEntries(input, (header, content) => onEntry(header, content()));
+}
+
+/**
+ * readTar for readers that leave most content unread (flattening a layer read in place): the content
+ * stream is made only when asked for, so an entry nobody reads costs no stream at all.
+ */
+export async function readTarEntries(
+  input: Readable | Bytes,
+  onEntry: (header: TarHeader, content: () => Readable) => Promise<void>,
+): Promise<void> {
+  const src = input instanceof Readable ? new ByteSource(input) : input;
   try {
     await readEntries(src, onEntry);
     await src.drain();
   } catch (e) {
-    input.destroy();
+    if (input instanceof Readable) input.destroy();
     throw e;
   }
 }
 
-async function readEntries(src: ByteSource, onEntry: (header: TarHeader, content: Readable) => Promise<void>): Promise<void> {
+async function readEntries(src: Bytes, onEntry: (header: TarHeader, content: () => Readable) => Promise<void>): Promise<void> {
   let global: Map<string, Buffer> = new Map();
   let local: Map<string, Buffer> | undefined;
   let longName: string | undefined;
@@ -118,54 +129,56 @@ async function readEntries(src: ByteSource, onEntry: (header: TarHeader, content
 
 /** Hands one entry to the callback, then skips what it did not read. */
 async function deliver(
-  src: ByteSource,
+  src: Bytes,
   header: TarHeader,
   size: number,
-  onEntry: (header: TarHeader, content: Readable) => Promise<void>,
+  onEntry: (header: TarHeader, content: () => Readable) => Promise<void>,
 ): Promise<void> {
   let remaining = size;
   let detached = false;
   let busy: Promise<void> = Promise.resolve();
-  const content = new Readable({
-    highWaterMark: CONTENT_CHUNK,
-    read() {
-      busy = (async () => {
-        if (detached || remaining === 0) {
-          content.push(null);
-          return;
-        }
-        try {
-          const chunk = await src.next(Math.min(remaining, CONTENT_CHUNK));
-          if (chunk === null) throw truncated(contentCut(header, size, remaining));
-          remaining -= chunk.length;
-          content.push(chunk);
-          if (remaining === 0) content.push(null);
-        } catch (e) {
-          content.destroy(e as Error);
-        }
-      })();
-    },
-  });
-  // Whoever consumes the content sees its errors; this only keeps an unread entry's error from crashing.
-  content.on('error', () => undefined);
-  await onEntry(header, content);
+  let content: Readable | undefined;
+  const open = (): Readable => {
+    if (content !== undefined) return content;
+    const stream = new Readable({
+      highWaterMark: CONTENT_CHUNK,
+      read() {
+        busy = (async () => {
+          if (detached || remaining === 0) {
+            stream.push(null);
+            return;
+          }
+          try {
+            const chunk = await src.next(Math.min(remaining, CONTENT_CHUNK));
+            if (chunk === null) throw truncated(contentCut(header, size, remaining));
+            remaining -= chunk.length;
+            stream.push(chunk);
+            if (remaining === 0) stream.push(null);
+          } catch (e) {
+            stream.destroy(e as Error);
+          }
+        })();
+      },
+    });
+    // Whoever consumes the content sees its errors; this only keeps an unread entry's error from crashing.
+    stream.on('error', () => undefined);
+    content = stream;
+    return stream;
+  };
+  await onEntry(header, open);
   await busy;
   detached = true;
-  if (!content.readableEnded && !content.destroyed) content.destroy();
+  if (content !== undefined && !content.readableEnded && !content.destroyed) content.destroy();
   await skipContent(src, remaining, header.rawName, size);
 }
 
-async function skipContent(src: ByteSource, remaining: number, name: string, size = remaining): Promise<void> {
-  let left = remaining;
-  while (left > 0) {
-    const chunk = await src.next(Math.min(left, CONTENT_CHUNK));
-    if (chunk === null) throw truncated(`the content of ${name} is cut short: ${size - left} of ${size} bytes`);
-    left -= chunk.length;
-  }
+async function skipContent(src: Bytes, remaining: number, name: string, size = remaining): Promise<void> {
+  const got = await src.skip(remaining);
+  if (got < remaining) throw truncated(`the content of ${name} is cut short: ${size - remaining + got} of ${size} bytes`);
 }
 
 /** Skips the padding after content; at the very end of the input a missing padding is accepted. */
-async function skipPadding(src: ByteSource, size: number, lenient: boolean, previous: string): Promise<void> {
+async function skipPadding(src: Bytes, size: number, lenient: boolean, previous: string): Promise<void> {
   const pad = padding(size);
   if (pad === 0) return;
   const got = await src.skip(pad);
@@ -317,10 +330,21 @@ function readNumber(block: Buffer, [offset, width]: readonly [number, number], a
     if (!Number.isSafeInteger(n)) throw invalid(`a number in the header at offset ${at} is too large`);
     return n;
   }
-  const s = block.toString('latin1', offset, offset + width).replace(/^[ \0]+|[ \0]+$/g, '');
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw invalid(`the header at offset ${at} has a malformed number field ${JSON.stringify(s)}`);
-  return parseInt(s, 8);
+  // Octal digits with spaces and NULs around them, parsed byte by byte (30k entries: this is hot).
+  let start = offset;
+  let end = offset + width;
+  while (start < end && (block[start] === 0x20 || block[start] === 0)) start++;
+  while (end > start && (block[end - 1] === 0x20 || block[end - 1] === 0)) end--;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const digit = block[i]! - 0x30;
+    if (digit < 0 || digit > 7) {
+      const s = block.toString('latin1', start, end);
+      throw invalid(`the header at offset ${at} has a malformed number field ${JSON.stringify(s)}`);
+    }
+    v = v * 8 + digit;
+  }
+  return v;
 }
 
 /** Parses `"%d %s=%s\n"` records; values stay bytes (xattr values are binary). */

@@ -82,7 +82,17 @@ export function makeEntry(path: string, type: EntryType, fields: Partial<Omit<En
 /** Orders names by their UTF-8 bytes. */
 export function compareNames(a: string, b: string): number {
   if (a === b) return 0;
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  // UTF-16 code units order like UTF-8 bytes except where a surrogate (a character above U+FFFF)
+  // meets U+E000..U+FFFF: compare in place up to the first difference, and encode only then.
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if ((x < 0xd800 || x > 0xdfff) && (y < 0xd800 || y > 0xdfff)) return x < y ? -1 : 1;
+    return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  }
+  return a.length < b.length ? -1 : 1;
 }
 
 /**

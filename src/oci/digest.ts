@@ -67,9 +67,13 @@ export function verifyBytes(bytes: Uint8Array, expected: { digest: string; size?
  * A pass-through stream that hashes and counts what flows through it and errors, instead of ending, when
  * the content is not exactly `digest` (and `size`, when given). Errors early, on the first excess byte,
  * when the stream is longer than `size`, so a hostile source cannot make us read forever.
+ *
+ * `hashedElsewhere`, when given, is the digest of the same bytes computed by someone else (a worker
+ * reading the same local file, ./verified-file.ts): the stream then only counts, and at its end waits
+ * for that digest instead of computing its own.
  */
 export class DigestVerifier extends Transform {
-  private readonly hash: Hash;
+  private readonly hash: Hash | undefined;
   private readonly algorithm: DigestAlgorithm;
   private count = 0;
 
@@ -77,10 +81,12 @@ export class DigestVerifier extends Transform {
     readonly expectedDigest: string,
     readonly expectedSize: number | undefined,
     private readonly what = 'blob',
+    private readonly hashedElsewhere?: Promise<string>,
   ) {
     super();
     this.algorithm = parseDigest(expectedDigest).algorithm;
-    this.hash = createHash(this.algorithm);
+    if (hashedElsewhere === undefined) this.hash = createHash(this.algorithm);
+    else hashedElsewhere.catch(() => undefined); // a failure surfaces at the end of the stream
   }
 
   /** Bytes seen so far. */
@@ -94,7 +100,7 @@ export class DigestVerifier extends Transform {
       done(sizeMismatch(this.what, this.expectedSize, `more than ${this.expectedSize}`));
       return;
     }
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     done(null, chunk);
   }
 
@@ -103,8 +109,9 @@ export class DigestVerifier extends Transform {
       done(sizeMismatch(this.what, this.expectedSize, this.count));
       return;
     }
-    const actual = `${this.algorithm}:${this.hash.digest('hex')}`;
-    done(actual === this.expectedDigest ? null : digestMismatch(this.what, this.expectedDigest, actual));
+    const check = (actual: string) => done(actual === this.expectedDigest ? null : digestMismatch(this.what, this.expectedDigest, actual));
+    if (this.hash !== undefined) check(`${this.algorithm}:${this.hash.digest('hex')}`);
+    else this.hashedElsewhere!.then(check, (e: unknown) => done(e as Error));
   }
 }
 

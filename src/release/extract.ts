@@ -46,7 +46,7 @@ export async function extractManifests(rel: ReleaseImage, dir: string): Promise<
     onFile: async (h, content) => {
       if (!h.path.startsWith(prefix) || h.path.slice(prefix.length).includes('/')) return;
       const chunks: Buffer[] = [];
-      for await (const c of content) chunks.push(c as Buffer);
+      for await (const c of content()) chunks.push(c as Buffer);
       return { content: { kind: 'bytes', data: Buffer.concat(chunks) } };
     },
   });

@@ -11,15 +11,20 @@
  * worker script is not there (running from TypeScript sources, as the tests do) or the machine has
  * one core, files are hashed in the calling thread instead: same digests, one core.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FsVerityHasher, type VerityAlgorithm } from './fsverity.js';
-import type { BatchMessage, ResultMessage, Segment } from './verity-worker.js';
+import type { BatchMessage, Range, ResultMessage, Segment } from './verity-worker.js';
 
 const BATCH = 1024 * 1024;
 const MAX_IN_FLIGHT = 16 * BATCH;
+/**
+ * Workers for ranges: as many as cores (the main thread only parses headers while they read), but
+ * streamed bytes all go to one (the main thread is busy producing them).
+ */
+const MAX_WORKERS = 4;
 
 interface Deferred {
   resolve: (digest: string) => void;
@@ -32,6 +37,11 @@ export interface VerityPool {
    * a wrapper: a promise resolved with a promise would wait for it).
    */
   submit(chunks: AsyncIterable<Uint8Array>): Promise<{ digest: Promise<string> }>;
+  /**
+   * A file that lies at `start` in the open local file `fd` (an uncompressed layer read in place): the
+   * pool reads it itself. The caller keeps `fd` open until close() has resolved.
+   */
+  submitRange(fd: number, start: number, length: number): { digest: Promise<string> };
   /** Hands over what is batched and stops the worker once every digest is in. */
   close(): Promise<void>;
   /** Stops at once; digests not in yet are rejected. */
@@ -48,38 +58,70 @@ class InlinePool implements VerityPool {
     return { digest: Promise.resolve(h.digest().toString('hex')) };
   }
 
+  submitRange(fd: number, start: number, length: number): { digest: Promise<string> } {
+    const h = new FsVerityHasher(this.algorithm);
+    const buf = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
+    for (let done = 0; done < length;) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, length - done), start + done);
+      if (n === 0) return { digest: Promise.reject(new Error(`the file ends before the end of a ${length}-byte range at ${start}`)) };
+      h.update(buf.subarray(0, n));
+      done += n;
+    }
+    return { digest: Promise.resolve(h.digest().toString('hex')) };
+  }
+
   async close(): Promise<void> {}
 
   async abort(): Promise<void> {}
 }
 
+/** Ranges are sent in batches of this many files or bytes, whichever comes first. */
+const RANGE_BATCH_FILES = 256;
+const RANGE_BATCH_BYTES = 8 * BATCH;
+
 class WorkerPool implements VerityPool {
-  private readonly worker: Worker;
+  /** Streamed bytes go to the first worker (it keeps each file's hasher between batches); ranges to all in turn. */
+  private readonly workers: Worker[] = [];
   private batch: Buffer = Buffer.allocUnsafeSlow(BATCH);
   private readonly free: Buffer[] = [];
   private fill = 0;
   private segments: Segment[] = [];
+  private ranges: Range[] = [];
+  private rangeBytes = 0;
+  private nextWorker = 0;
   private nextId = 0;
   private inFlight = 0;
   private readonly pending = new Map<number, Deferred>();
   private waiters: (() => void)[] = [];
   private failure: unknown;
 
-  constructor(script: string, algorithm: VerityAlgorithm) {
-    this.worker = new Worker(script, { workerData: { algorithm } });
-    this.worker.on('message', (msg: ResultMessage) => {
-      this.inFlight -= msg.buffer.byteLength;
-      this.free.push(Buffer.from(msg.buffer));
+  constructor(
+    private readonly script: string,
+    private readonly algorithm: VerityAlgorithm,
+    private readonly maxWorkers: number,
+  ) {
+    this.workers.push(this.start());
+  }
+
+  /** Another worker (the first at once; the others when ranges arrive, which only they can share). */
+  private start(): Worker {
+    const worker = new Worker(this.script, { workerData: { algorithm: this.algorithm } });
+    worker.on('message', (msg: ResultMessage) => {
+      if (msg.buffer !== undefined) {
+        this.inFlight -= msg.buffer.byteLength;
+        this.free.push(Buffer.from(msg.buffer));
+      }
       for (const [id, digest] of msg.digests) {
         this.pending.get(id)?.resolve(digest);
         this.pending.delete(id);
       }
       this.wake();
     });
-    this.worker.on('error', (e) => this.fail(e));
-    this.worker.on('exit', (code) => {
+    worker.on('error', (e) => this.fail(e));
+    worker.on('exit', (code) => {
       if (this.pending.size > 0) this.fail(new Error(`the fs-verity worker exited (code ${code}) with digests outstanding`));
     });
+    return worker;
   }
 
   private fail(e: unknown): void {
@@ -95,16 +137,32 @@ class WorkerPool implements VerityPool {
     for (const f of w) f();
   }
 
+  private expect(): { id: number; digest: Promise<string> } {
+    const id = this.nextId++;
+    const digest = new Promise<string>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    digest.catch(() => undefined); // rejections surface where the digest is awaited
+    return { id, digest };
+  }
+
   private async flush(): Promise<void> {
     if (this.segments.length === 0) return;
     while (this.inFlight >= MAX_IN_FLIGHT && this.failure === undefined) await new Promise<void>((r) => this.waiters.push(r));
     if (this.failure !== undefined) throw this.failure;
     const msg: BatchMessage = { buffer: this.batch.buffer as ArrayBuffer, segments: this.segments };
     this.inFlight += this.batch.buffer.byteLength;
-    this.worker.postMessage(msg, [msg.buffer]);
+    this.workers[0]!.postMessage(msg, [msg.buffer]);
     this.batch = this.free.pop() ?? Buffer.allocUnsafeSlow(BATCH);
     this.fill = 0;
     this.segments = [];
+  }
+
+  private flushRanges(): void {
+    if (this.ranges.length === 0) return;
+    const msg: BatchMessage = { ranges: this.ranges };
+    if (this.workers.length < this.maxWorkers) this.workers.push(this.start());
+    this.workers[this.nextWorker++ % this.workers.length]!.postMessage(msg);
+    this.ranges = [];
+    this.rangeBytes = 0;
   }
 
   /** Records `bytes` of file `id` as the next bytes of the batch. */
@@ -118,9 +176,7 @@ class WorkerPool implements VerityPool {
 
   async submit(chunks: AsyncIterable<Uint8Array>): Promise<{ digest: Promise<string> }> {
     if (this.failure !== undefined) throw this.failure;
-    const id = this.nextId++;
-    const digest = new Promise<string>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    digest.catch(() => undefined); // rejections surface where the digest is awaited
+    const { id, digest } = this.expect();
     for await (const chunk of chunks) {
       let pos = 0;
       while (pos < chunk.length) {
@@ -136,25 +192,36 @@ class WorkerPool implements VerityPool {
     return { digest };
   }
 
+  submitRange(fd: number, start: number, length: number): { digest: Promise<string> } {
+    if (this.failure !== undefined) throw this.failure;
+    const { id, digest } = this.expect();
+    this.ranges.push({ id, fd, start, length });
+    this.rangeBytes += length;
+    if (this.ranges.length >= RANGE_BATCH_FILES || this.rangeBytes >= RANGE_BATCH_BYTES) this.flushRanges();
+    return { digest };
+  }
+
   async close(): Promise<void> {
     try {
       await this.flush();
+      this.flushRanges();
       while (this.pending.size > 0 && this.failure === undefined) await new Promise<void>((r) => this.waiters.push(r));
       if (this.failure !== undefined) throw this.failure;
     } finally {
-      await this.worker.terminate();
+      await Promise.all(this.workers.map((w) => w.terminate()));
     }
   }
 
   async abort(): Promise<void> {
     this.fail(new Error('fs-verity hashing was stopped'));
-    await this.worker.terminate();
+    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
 
 /** A pool hashing with `algorithm`: on a worker thread when it can, else inline. */
 export function verityPool(algorithm: VerityAlgorithm): VerityPool {
   const script = fileURLToPath(new URL('./verity-worker.js', import.meta.url));
-  if (availableParallelism() < 2 || !existsSync(script)) return new InlinePool(algorithm);
-  return new WorkerPool(script, algorithm);
+  const cores = availableParallelism();
+  if (cores < 2 || !existsSync(script)) return new InlinePool(algorithm);
+  return new WorkerPool(script, algorithm, Math.min(cores, MAX_WORKERS));
 }

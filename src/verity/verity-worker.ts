@@ -1,10 +1,13 @@
 /**
  * The worker side of VerityPool (verity-pool.ts): receives batches of file bytes (transferred, not
- * copied) with the segments that say which file each range belongs to, hashes them with
- * FsVerityHasher, and answers each batch with the digests of the files it completed.
+ * copied) with the segments that say which file each range belongs to, or batches of ranges of open
+ * local files to read itself; hashes them with FsVerityHasher, and answers each batch with the
+ * digests of the files it completed. An error (a read failing) ends the worker: the pool rejects.
  */
+import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FsVerityHasher, type VerityAlgorithm } from './fsverity.js';
+import { lowerThreadPriority } from '../oci/background-thread.js';
 
 export interface Segment {
   id: number;
@@ -14,21 +17,52 @@ export interface Segment {
   last: boolean;
 }
 
-export interface BatchMessage {
-  buffer: ArrayBuffer;
-  segments: Segment[];
+/** A whole file that lies in an open local file descriptor (an uncompressed layer read in place). */
+export interface Range {
+  id: number;
+  fd: number;
+  start: number;
+  length: number;
 }
+
+export type BatchMessage = { buffer: ArrayBuffer; segments: Segment[] } | { ranges: Range[] };
 
 export interface ResultMessage {
   /** The batch's buffer, handed back to be filled again (fresh pages cost a fault each). */
-  buffer: ArrayBuffer;
+  buffer?: ArrayBuffer;
   digests: [number, string][];
 }
+
+lowerThreadPriority();
 
 const algorithm = (workerData as { algorithm: VerityAlgorithm }).algorithm;
 const hashers = new Map<number, FsVerityHasher>();
 
+const READ = 256 * 1024;
+const readBuffer = Buffer.allocUnsafeSlow(READ);
+
+/** Reads each range with pread into one reused buffer (the fd is the main thread's: fds are per process). */
+function hashRanges(ranges: Range[]): void {
+  const digests: [number, string][] = [];
+  for (const r of ranges) {
+    const h = new FsVerityHasher(algorithm);
+    for (let done = 0; done < r.length;) {
+      const n = readSync(r.fd, readBuffer, 0, Math.min(READ, r.length - done), r.start + done);
+      if (n === 0) throw new Error(`the file ends ${r.length - done} bytes before the end of a ${r.length}-byte range at ${r.start}`);
+      h.update(readBuffer.subarray(0, n));
+      done += n;
+    }
+    digests.push([r.id, h.digest().toString('hex')]);
+  }
+  const reply: ResultMessage = { digests };
+  parentPort!.postMessage(reply);
+}
+
 parentPort!.on('message', (msg: BatchMessage) => {
+  if ('ranges' in msg) {
+    hashRanges(msg.ranges);
+    return;
+  }
   const view = new Uint8Array(msg.buffer);
   const digests: [number, string][] = [];
   for (const s of msg.segments) {

@@ -60,6 +60,24 @@ const cases: Case[] = [
     stderr: /blob in oci:.*src: sha256:[0-9a-f]{64} is corrupt: its content hashes to sha256:/,
   },
   {
+    name: 'copy of a corrupted 2 MiB layer (hashed on a worker as it is read) into a new layout',
+    setup: async (dir) => {
+      const store = await LayoutStore.open(join(dir, 'src'), 'write');
+      const noise = Buffer.alloc(2 << 20);
+      for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;
+      const manifest = await writeImage(store, { layers: [{ files: { 'usr/big': noise } }] }, ['t']);
+      await store.close();
+      const m = JSON.parse(Buffer.from(await store.fetchManifest(manifest)).toString()) as { layers: Descriptor[] };
+      assert.ok(m.layers[0]!.size > 1 << 20, 'the layer is large enough to be hashed off the main thread');
+      const p = blobPath(join(dir, 'src'), m.layers[0]!.digest);
+      const bytes = await readFile(p);
+      bytes[bytes.length - 5000] = (bytes[bytes.length - 5000] ?? 0) ^ 0x01;
+      await writeFile(p, bytes);
+      return ['copy', '--no-link', `oci:${dir}/src:t`, `oci:${dir}/dst:t`];
+    },
+    stderr: /blob in oci:.*src: sha256:[0-9a-f]{64} is corrupt: its content hashes to sha256:/,
+  },
+  {
     name: 'copy (by link) of a corrupted layer into an existing layout',
     setup: async (dir) => {
       const { layer } = await goodLayout(join(dir, 'src'));

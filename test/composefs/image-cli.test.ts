@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { lading, ladingJson, ladingOk, ok } from '../helpers/run.js';
 import { tempDir } from '../helpers/tmp.js';
 import { imageComposefs } from '../../src/composefs/image-digest.js';
-import { BASE, bytes, tree, withLayout, writeImage } from './image-helpers.js';
+import { BASE, bytes, type Spec, tree, withLayout, writeImage } from './image-helpers.js';
 
 describe('lading composefs digest, dump and export', () => {
   it('prints the digest, writes a dump that mkfs turns back into the same image, and exports', async () => {
@@ -94,5 +94,54 @@ describe('lading composefs digest, dump and export', () => {
     const fresh = join(dir, 'fresh');
     assert.equal((await lading('composefs', 'export', `oci:${layout}:nousr`, '--to', fresh)).code, 1);
     await assert.rejects(stat(fresh), /ENOENT/);
+  });
+
+  it('reads uncompressed layers in place (workers hash the file): same digest as gzip, a corrupt layer refused', async () => {
+    const dir = await tempDir();
+    const lower: Spec = {
+      ...BASE,
+      'usr/bin/big': bytes(3 << 20, 3),
+      'usr/bin/gone': bytes(500, 4),
+      'usr/bin/tiny': 'x',
+      'etc/conf': bytes(65, 5),
+    };
+    const upper: Spec = {
+      'usr/bin/.wh.gone': '',
+      'usr/bin/new': bytes(70_000, 6),
+      'etc/small': bytes(64, 7),
+      'usr/lib': { type: 'directory' },
+    };
+    const plain = join(dir, 'plain');
+    const gzip = join(dir, 'gzip');
+    const manifest = await writeImage(plain, 'os', [tree(lower), tree(upper)], { compression: 'none' });
+    await writeImage(gzip, 'os', [tree(lower), tree(upper)], { compression: 'gzip' });
+    const inPlace = (await ladingOk('composefs', 'digest', `oci:${plain}:os`)).trim();
+    assert.equal(inPlace, (await ladingOk('composefs', 'digest', `oci:${gzip}:os`)).trim(), 'gzip layers are streamed');
+    const inline = await withLayout(plain, 'os', (store, desc) =>
+      imageComposefs(store, desc, { algorithm: 'sha512', formatVersion: 1, bootable: false }),
+    );
+    assert.equal(inPlace, inline.digest, 'the library from sources hashes inline');
+    assert.equal(await ladingOk('composefs', 'dump', `oci:${plain}:os`), await ladingOk('composefs', 'dump', `oci:${gzip}:os`));
+
+    // One byte flipped inside a file's content: the worker's digest check fails the command.
+    const { layers } = JSON.parse(await readFile(join(plain, 'blobs', 'sha256', manifest.digest.slice(7)), 'utf8')) as {
+      layers: { digest: string }[];
+    };
+    const blob = join(plain, 'blobs', 'sha256', layers[0]!.digest.slice(7));
+    const good = await readFile(blob);
+    const bad = Buffer.from(good);
+    bad[good.length >> 1] = good[good.length >> 1]! ^ 0x01;
+    await writeFile(blob, bad);
+    const r = await lading('composefs', 'digest', `oci:${plain}:os`);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, new RegExp(`${layers[0]!.digest} is corrupt`));
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    // Cut short: refused before anything is read.
+    await writeFile(blob, good.subarray(0, good.length - 1024));
+    const cut = await lading('composefs', 'digest', `oci:${plain}:os`);
+    assert.equal(cut.code, 1);
+    assert.equal(cut.stdout, '');
+    assert.match(cut.stderr, /size|bytes/i);
   });
 });

@@ -251,7 +251,7 @@ describe('flatten: content', () => {
     const hooked = new LayerApplier(new FileTree(), {
       keepBytesUpTo: 5,
       onFile: async (h, content, layerDesc) => {
-        seen.push(`${h.path}:${(await collect(content)).toString()}:${layerDesc.digest === desc.digest}`);
+        seen.push(`${h.path}:${(await collect(content())).toString()}:${layerDesc.digest === desc.digest}`);
         return h.path === 'small' ? { verity: 'ab'.repeat(32) } : { content: { kind: 'external' } };
       },
     });

@@ -32,7 +32,7 @@ export async function imageRoot(store: Store, descriptor: Descriptor, manifest: 
   const tree = await flattenLayers(store, manifest.layers, {
     onFile: async (header, content) => {
       if (header.size > MAX_UNIT_FILE_BYTES || !isUnitFile(header.path)) return;
-      return { content: { kind: 'bytes', data: await readAll(content, header.size) } };
+      return { content: { kind: 'bytes', data: await readAll(content(), header.size) } };
     },
   });
   const layers = new Map(manifest.layers.map((l) => [l.digest as string, l]));

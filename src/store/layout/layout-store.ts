@@ -17,7 +17,8 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fsError, LadingError } from '../../errors.js';
 import { canonicalJson } from '../../oci/canonical-json.js';
-import { DigestVerifier, isDigest, parseDigest, verifiedStream, verifyBytes } from '../../oci/digest.js';
+import { DigestVerifier, isDigest, parseDigest, verifyBytes } from '../../oci/digest.js';
+import { openVerifiedFile } from '../../oci/verified-file.js';
 import { isManifestMediaType } from '../../oci/media-types.js';
 import { parseIndexJson, parseLayoutFile } from '../../oci/parse.js';
 import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES } from '../../oci/types.js';
@@ -104,7 +105,7 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
   async fetchBlob(desc: Descriptor): Promise<Readable> {
     const path = await this.localBlobPath(desc);
     if (path === undefined) throw blobUnknown(desc, this.name);
-    return verifiedStream(createReadStream(path, { highWaterMark: READ_CHUNK }), desc, `blob in ${this.name}:`);
+    return openVerifiedFile(path, desc, `blob in ${this.name}:`, READ_CHUNK);
   }
 
   async localBlobPath(desc: Descriptor): Promise<string | undefined> {
