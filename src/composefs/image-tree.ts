@@ -82,7 +82,7 @@ async function* observed(content: AsyncIterable<unknown>, see: (chunk: Uint8Arra
 export async function readImageTree(store: Store, desc: Descriptor, options: ReadImageOptions): Promise<ImageTree> {
   const { descriptor, manifest } = await resolveImageManifest(store, desc, options.platform);
   const pool = options.sink === undefined ? verityPool(options.algorithm) : undefined;
-  const sink: ContentSink = options.sink ?? ((chunks) => pool!.submit(chunks));
+  const sink: ContentSink = options.sink ?? ((chunks, header) => pool!.submit(chunks, header.size));
   const tap = options.tap;
   const kept = new Map<string, Uint8Array>();
   // Digests arrive after the layers are read (hashed on another core): by where the bytes were.

@@ -14,15 +14,22 @@
  *    formats, and `validateFormats: false` would let `created: "yesterday"` through, which Go tools (the
  *    other end of every copy) fail to decode. We add both: an absolute URI with a scheme, and RFC 3339.
  *  - `defs.json` uses the non-standard annotation keyword `media`; it is declared so strict mode holds.
+ *
+ * Compiling them costs ~150 ms (loading ajv, checking the schemas, generating code), paid by every
+ * command that reads a layout. So `npm run build` compiles them once into `dist/oci/schema-validators.js`
+ * (ajv's standalone code, scripts/gen-schema-validators.mjs), which the compiled CLI loads instead;
+ * running from the TypeScript sources (tests), they are compiled here on first use, with the same ajv
+ * options, and test/oci/schema.test.ts checks that both give the same answers.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv-draft-04';
+import type AjvModule from 'ajv-draft-04';
+import type { ErrorObject, Options, ValidateFunction } from 'ajv-draft-04';
 import { fsError, LadingError } from '../errors.js';
+import { schemaFormats } from './schema-formats.js';
 
-// ajv-draft-04 is CommonJS (`module.exports = Ajv; exports.default = Ajv`): under NodeNext the default
-// import is the module object, whose `default` is the class, both at type level and at run time.
-const Ajv = AjvModule.default;
+type Ajv = InstanceType<typeof AjvModule.default>;
 
 export type SchemaKind = 'manifest' | 'index' | 'config' | 'layout' | 'descriptor';
 
@@ -39,7 +46,11 @@ const ROOT_FILES: Readonly<Record<SchemaKind, string>> = {
 const DEF_FILES = ['defs.json', 'defs-descriptor.json'];
 const ID_LESS_BASE = 'https://opencontainers.org/schema/';
 
-let compiled: { ajv: InstanceType<typeof Ajv>; keys: Record<SchemaKind, string> } | undefined;
+/** Where the build writes the precompiled validators (absent when running from the sources). */
+const GENERATED = './schema-validators.js';
+const precompiled = (await import(GENERATED).catch(() => undefined)) as Record<SchemaKind, ValidateFunction> | undefined;
+
+let compiled: Record<SchemaKind, ValidateFunction> | undefined;
 
 /**
  * Throws unless `value` satisfies the OCI schema for `kind`. The error names `what`, the JSON pointer of
@@ -65,17 +76,34 @@ export function validateAgainstSchema(
 }
 
 function validator(kind: SchemaKind): ValidateFunction {
-  compiled ??= load();
-  const validate = compiled.ajv.getSchema(compiled.keys[kind]);
-  if (validate === undefined) throw new Error(`OCI schema for ${kind} is not registered`);
-  return validate;
+  const validate = precompiled?.[kind];
+  if (validate !== undefined) return validate;
+  compiled ??= compileAll();
+  return compiled[kind];
 }
 
-function load(): NonNullable<typeof compiled> {
-  const ajv = new Ajv({ allErrors: false, strict: true });
+function compileAll(): Record<SchemaKind, ValidateFunction> {
+  const { ajv, keys } = createOciAjv();
+  const out = {} as Record<SchemaKind, ValidateFunction>;
+  for (const kind of Object.keys(ROOT_FILES) as SchemaKind[]) {
+    const validate = ajv.getSchema(keys[kind]);
+    if (validate === undefined) throw new Error(`OCI schema for ${kind} is not registered`);
+    out[kind] = validate;
+  }
+  return out;
+}
+
+/**
+ * An ajv instance holding every OCI schema, and the key each root schema is registered under. `code`
+ * is for the build's standalone compilation. ajv is loaded only here (synchronously: it is CommonJS).
+ */
+export function createOciAjv(code?: Options['code']): { ajv: Ajv; keys: Record<SchemaKind, string> } {
+  // ajv-draft-04 is CommonJS (`module.exports = Ajv; exports.default = Ajv`).
+  const Ajv = (createRequire(import.meta.url)('ajv-draft-04') as typeof AjvModule).default;
+  const ajv = new Ajv({ allErrors: false, strict: true, ...(code === undefined ? {} : { code }) });
   ajv.addKeyword({ keyword: 'media', schemaType: 'object' });
-  ajv.addFormat('uri', isAbsoluteUri);
-  ajv.addFormat('date-time', isDateTime);
+  ajv.addFormat('uri', schemaFormats.uri);
+  ajv.addFormat('date-time', schemaFormats['date-time']);
 
   const files = [...Object.values(ROOT_FILES), ...DEF_FILES];
   const schemas = new Map<string, Record<string, unknown>>();
@@ -144,24 +172,4 @@ function describe(error: ErrorObject): { pointer: string; complaint: string } {
 
 function escapePointer(token: string): string {
   return token.replaceAll('~', '~0').replaceAll('/', '~1');
-}
-
-/** RFC 3986 absolute URI: a scheme, then no whitespace or control characters, and WHATWG-parseable. */
-function isAbsoluteUri(s: string): boolean {
-  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
-  return /^[A-Za-z][A-Za-z0-9+.-]*:[^\s\u0000-\u001f\u007f]*$/.test(s) && URL.canParse(s);
-}
-
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
-
-/** RFC 3339 date-time (what JSON Schema's `date-time` means), with calendar and clock ranges checked. */
-function isDateTime(s: string): boolean {
-  const m = RFC3339.exec(s);
-  if (m === null) return false;
-  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, offH = 0, offM = 0] = m
-    .slice(1)
-    .map((x) => (x === undefined ? 0 : Number(x)));
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0;
-  return day >= 1 && day <= days && hour <= 23 && minute <= 59 && second <= 60 && offH <= 23 && offM <= 59;
 }

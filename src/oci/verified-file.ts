@@ -53,7 +53,8 @@ export interface VerifiedFile {
 
 /**
  * Opens `path` for random access (tar headers read in place, content skipped or hashed where it lies)
- * while a worker hashes it whole; undefined where there is no worker, so the caller streams instead.
+ * while a worker hashes it whole; undefined for a small file or where there is no worker, so the
+ * caller streams instead.
  * A file of the wrong size is refused at once.
  */
 export async function openVerifiedFileAt(
@@ -61,7 +62,7 @@ export async function openVerifiedFileAt(
   expected: { digest: string; size: number },
   what: string,
 ): Promise<VerifiedFile | undefined> {
-  if (!offThreadHashing()) return undefined;
+  if (expected.size < OFF_THREAD_MIN || !offThreadHashing()) return undefined;
   const { algorithm } = parseDigest(expected.digest);
   const fh = await open(path, 'r').catch((e: unknown) => {
     throw fsError(e, 'open', path);

@@ -25,6 +25,8 @@ const MAX_IN_FLIGHT = 16 * BATCH;
  * streamed bytes all go to one (the main thread is busy producing them).
  */
 const MAX_WORKERS = 4;
+/** Bytes hashed in the calling thread before any worker is started (a worker costs ~0.1 s to start). */
+const INLINE_BUDGET = 4 * BATCH;
 
 interface Deferred {
   resolve: (digest: string) => void;
@@ -36,7 +38,7 @@ export interface VerityPool {
    * Consumes a file's bytes; resolves once they are handed over, with a promise of the hex digest (in
    * a wrapper: a promise resolved with a promise would wait for it).
    */
-  submit(chunks: AsyncIterable<Uint8Array>): Promise<{ digest: Promise<string> }>;
+  submit(chunks: AsyncIterable<Uint8Array>, size?: number): Promise<{ digest: Promise<string> }>;
   /**
    * A file that lies at `start` in the open local file `fd` (an uncompressed layer read in place): the
    * pool reads it itself. The caller keeps `fd` open until close() has resolved.
@@ -95,15 +97,32 @@ class WorkerPool implements VerityPool {
   private waiters: (() => void)[] = [];
   private failure: unknown;
 
+  /** The first bytes are hashed here: a small image is done before a worker would have started. */
+  private readonly inline: InlinePool;
+  private inlineLeft = INLINE_BUDGET;
+
   constructor(
     private readonly script: string,
     private readonly algorithm: VerityAlgorithm,
     private readonly maxWorkers: number,
   ) {
-    this.workers.push(this.start());
+    this.inline = new InlinePool(algorithm);
   }
 
-  /** Another worker (the first at once; the others when ranges arrive, which only they can share). */
+  /** Takes `size` bytes from the inline budget if they fit. */
+  private hereIfSmall(size: number | undefined): boolean {
+    if (size === undefined || size > this.inlineLeft) return false;
+    this.inlineLeft -= size;
+    return true;
+  }
+
+  /** The worker for streamed bytes, started on first use. */
+  private get first(): Worker {
+    if (this.workers.length === 0) this.workers.push(this.start());
+    return this.workers[0]!;
+  }
+
+  /** Another worker (the first on first use; the others when ranges arrive, which only they can share). */
   private start(): Worker {
     const worker = new Worker(this.script, { workerData: { algorithm: this.algorithm } });
     worker.on('message', (msg: ResultMessage) => {
@@ -150,7 +169,7 @@ class WorkerPool implements VerityPool {
     if (this.failure !== undefined) throw this.failure;
     const msg: BatchMessage = { buffer: this.batch.buffer as ArrayBuffer, segments: this.segments };
     this.inFlight += this.batch.buffer.byteLength;
-    this.workers[0]!.postMessage(msg, [msg.buffer]);
+    this.first.postMessage(msg, [msg.buffer]);
     this.batch = this.free.pop() ?? Buffer.allocUnsafeSlow(BATCH);
     this.fill = 0;
     this.segments = [];
@@ -174,8 +193,9 @@ class WorkerPool implements VerityPool {
     } else this.segments.push({ id, start, end, last });
   }
 
-  async submit(chunks: AsyncIterable<Uint8Array>): Promise<{ digest: Promise<string> }> {
+  async submit(chunks: AsyncIterable<Uint8Array>, size?: number): Promise<{ digest: Promise<string> }> {
     if (this.failure !== undefined) throw this.failure;
+    if (this.hereIfSmall(size)) return this.inline.submit(chunks);
     const { id, digest } = this.expect();
     for await (const chunk of chunks) {
       let pos = 0;
@@ -194,6 +214,7 @@ class WorkerPool implements VerityPool {
 
   submitRange(fd: number, start: number, length: number): { digest: Promise<string> } {
     if (this.failure !== undefined) throw this.failure;
+    if (this.hereIfSmall(length)) return this.inline.submitRange(fd, start, length);
     const { id, digest } = this.expect();
     this.ranges.push({ id, fd, start, length });
     this.rangeBytes += length;
