@@ -59,6 +59,12 @@ const program = new Command('lading')
   .addHelpText('after', '\nlading --version (or -V) prints the version.')
   .exitOverride();
 
+// `lading ls | head`: a reader that goes away is not an error (Unix tools die quietly of SIGPIPE).
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(process.exitCode ?? 0);
+});
+
 const args = process.argv.slice(2);
 try {
   // --version only as the first argument: after a command it is that command's (`pin --version V`).
