@@ -53,18 +53,7 @@ export class ByteSource implements Bytes {
 
   /** Exactly `n` bytes, or fewer when the input ends first. */
   async readExact(n: number): Promise<Buffer> {
-    const first = n === 0 ? Buffer.alloc(0) : await this.next(n);
-    if (first === null) return Buffer.alloc(0);
-    if (first.length === n) return first;
-    const parts = [first];
-    let got = first.length;
-    while (got < n) {
-      const c = await this.next(n - got);
-      if (c === null) break;
-      parts.push(c);
-      got += c.length;
-    }
-    return Buffer.concat(parts, got);
+    return readExact(this, n);
   }
 
   /** Skips up to `n` bytes; returns how many were there. */
@@ -129,18 +118,7 @@ export class FileByteSource implements Bytes {
   }
 
   async readExact(n: number): Promise<Buffer> {
-    const first = n === 0 ? Buffer.alloc(0) : await this.next(n);
-    if (first === null) return Buffer.alloc(0);
-    if (first.length === n) return first;
-    const parts = [first];
-    let got = first.length;
-    while (got < n) {
-      const c = await this.next(n - got);
-      if (c === null) break;
-      parts.push(c);
-      got += c.length;
-    }
-    return Buffer.concat(parts, got);
+    return readExact(this, n);
   }
 
   async skip(n: number): Promise<number> {
@@ -153,4 +131,20 @@ export class FileByteSource implements Bytes {
     this.position = this.size;
     await this.atEnd();
   }
+}
+
+/** Exactly `n` bytes from `src`, or fewer when it ends first: one buffer when a single read has them. */
+async function readExact(src: Pick<Bytes, 'next'>, n: number): Promise<Buffer> {
+  const first = n === 0 ? Buffer.alloc(0) : await src.next(n);
+  if (first === null) return Buffer.alloc(0);
+  if (first.length === n) return first;
+  const parts = [first];
+  let got = first.length;
+  while (got < n) {
+    const c = await src.next(n - got);
+    if (c === null) break;
+    parts.push(c);
+    got += c.length;
+  }
+  return Buffer.concat(parts, got);
 }
