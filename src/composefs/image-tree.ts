@@ -95,6 +95,8 @@ export async function readImageTree(store: Store, desc: Descriptor, options: Rea
     tree = await flattenLayers(store, manifest.layers, {
       keepBytesUpTo: INLINE_MAX,
       openFiles,
+      // The layers' own digests are checked by the verity workers too: no third kind of thread.
+      ...(pool !== undefined && { hasher: (fd, algorithm, start, length) => pool.hashFile(fd, algorithm, start, length) }),
       onFile: async (header, content, layer, file) => {
         const watch = tap?.(header, layer);
         const keep = header.size > INLINE_MAX && POLICY_PATH.test(header.path);

@@ -24,7 +24,7 @@ import { parseManifest } from '../oci/parse.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
 import type { Descriptor, ImageManifest, Platform } from '../oci/types.js';
 import type { Store } from '../store/store.js';
-import type { VerifiedFile } from '../oci/verified-file.js';
+import type { FileHasher, VerifiedFile } from '../oci/verified-file.js';
 import { type Bytes, FileByteSource } from './byte-source.js';
 import { layerReadError, openLayerInput } from './layer-stream.js';
 import { readTarEntries, type TarHeader } from './tar-reader.js';
@@ -50,6 +50,8 @@ export interface FlattenOptions {
    * to close, so `onFile` may hand their descriptor to work that outlives the flatten.
    */
   openFiles?: VerifiedFile[];
+  /** Hashes layers read in place (default: the shared hashing workers of src/oci/file-digest-pool.ts). */
+  hasher?: FileHasher;
 }
 
 const OPAQUE = '.wh..wh..opq';
@@ -61,7 +63,7 @@ const AUFS = '.wh..wh.';
 export async function flattenLayers(store: Store, layers: readonly Descriptor[], options: FlattenOptions = {}): Promise<FileTree> {
   const applier = new LayerApplier(new FileTree(), options);
   for (const layer of layers) {
-    const input = await openLayerInput(store, layer);
+    const input = await openLayerInput(store, layer, options.hasher);
     let failed = false;
     try {
       if ('stream' in input) await applier.apply(input.stream, layer);

@@ -12,7 +12,7 @@ import { Decompress } from 'fzstd';
 import { LadingError } from '../errors.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
-import { openVerifiedFileAt, type VerifiedFile } from '../oci/verified-file.js';
+import { type FileHasher, openVerifiedFileAt, type VerifiedFile } from '../oci/verified-file.js';
 import { isLocalBlobSource, type Store } from '../store/store.js';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
@@ -57,10 +57,10 @@ export async function openLayerStream(store: Store, desc: Descriptor): Promise<R
  */
 export type LayerInput = { stream: Readable } | { file: VerifiedFile };
 
-export async function openLayerInput(store: Store, desc: Descriptor): Promise<LayerInput> {
+export async function openLayerInput(store: Store, desc: Descriptor, hasher?: FileHasher): Promise<LayerInput> {
   if (layerCompression(desc.mediaType) === 'none' && isLocalBlobSource(store)) {
     const path = await store.localBlobPath(desc);
-    const file = path === undefined ? undefined : await openVerifiedFileAt(path, desc, `blob in ${store.name}:`);
+    const file = path === undefined ? undefined : await openVerifiedFileAt(path, desc, `blob in ${store.name}:`, hasher);
     if (file !== undefined) return { file };
   }
   return { stream: await openLayerStream(store, desc) };

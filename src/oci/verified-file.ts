@@ -10,7 +10,10 @@ import { open } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
 import { fsError } from '../errors.js';
 import { DigestVerifier, digestMismatch, parseDigest, sizeMismatch, verifiedStream } from './digest.js';
-import { hashFileRange, offThreadHashing } from './file-digest-pool.js';
+import { type HashJob, hashFileRange, offThreadHashing } from './file-digest-pool.js';
+
+/** Hashes a range of an open file off the main thread (file-digest-pool.ts, or a caller's own workers). */
+export type FileHasher = (fd: number, algorithm: 'sha256' | 'sha512', start: number, length: number) => HashJob;
 
 /** Below this a worker round trip is not worth it. */
 const OFF_THREAD_MIN = 1024 * 1024;
@@ -55,12 +58,14 @@ export interface VerifiedFile {
  * Opens `path` for random access (tar headers read in place, content skipped or hashed where it lies)
  * while a worker hashes it whole; undefined for a small file or where there is no worker, so the
  * caller streams instead.
- * A file of the wrong size is refused at once.
+ * A file of the wrong size is refused at once. `hasher` lets a caller with workers of its own (the
+ * composefs verity pool) hash the file there rather than start another.
  */
 export async function openVerifiedFileAt(
   path: string,
   expected: { digest: string; size: number },
   what: string,
+  hasher: FileHasher = hashFileRange,
 ): Promise<VerifiedFile | undefined> {
   if (expected.size < OFF_THREAD_MIN || !offThreadHashing()) return undefined;
   const { algorithm } = parseDigest(expected.digest);
@@ -72,7 +77,7 @@ export async function openVerifiedFileAt(
     await fh.close();
     throw sizeMismatch(what, expected.size, size);
   }
-  const job = hashFileRange(fh.fd, algorithm, 0, size);
+  const job = hasher(fh.fd, algorithm, 0, size);
   const verified = job.result.then(({ hex, bytes }) => {
     if (bytes !== size) throw sizeMismatch(what, size, bytes);
     const actual = `${algorithm}:${hex}`;

@@ -16,6 +16,8 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FsVerityHasher, type VerityAlgorithm } from './fsverity.js';
+import { createHash } from 'node:crypto';
+import type { HashJob } from '../oci/file-digest-pool.js';
 import type { BatchMessage, Range, ResultMessage, Segment } from './verity-worker.js';
 
 const BATCH = 1024 * 1024;
@@ -44,10 +46,26 @@ export interface VerityPool {
    * pool reads it itself. The caller keeps `fd` open until close() has resolved.
    */
   submitRange(fd: number, start: number, length: number): { digest: Promise<string> };
+  /** A plain digest of a range of an open local file (a layer's own sha256), by the same workers. */
+  hashFile(fd: number, algorithm: 'sha256' | 'sha512', start: number, length: number): HashJob;
   /** Hands over what is batched and stops the worker once every digest is in. */
   close(): Promise<void>;
   /** Stops at once; digests not in yet are rejected. */
   abort(): Promise<void>;
+}
+
+/** A plain digest of a range of an open file, read in the calling thread. */
+function digestRange(fd: number, algorithm: 'sha256' | 'sha512', start: number, length: number): { hex: string; bytes: number } {
+  const h = createHash(algorithm);
+  const buf = Buffer.allocUnsafe(Math.min(Math.max(length, 1), 1024 * 1024));
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, buf, 0, Math.min(buf.length, length - done), start + done);
+    if (n === 0) break;
+    h.update(buf.subarray(0, n));
+    done += n;
+  }
+  return { hex: h.digest('hex'), bytes: done };
 }
 
 /** Hashes in the calling thread. */
@@ -70,6 +88,10 @@ class InlinePool implements VerityPool {
       done += n;
     }
     return { digest: Promise.resolve(h.digest().toString('hex')) };
+  }
+
+  hashFile(fd: number, algorithm: 'sha256' | 'sha512', start: number, length: number): HashJob {
+    return { result: Promise.resolve().then(() => digestRange(fd, algorithm, start, length)), cancel: () => undefined };
   }
 
   async close(): Promise<void> {}
@@ -220,6 +242,19 @@ class WorkerPool implements VerityPool {
     this.rangeBytes += length;
     if (this.ranges.length >= RANGE_BATCH_FILES || this.rangeBytes >= RANGE_BATCH_BYTES) this.flushRanges();
     return { digest };
+  }
+
+  hashFile(fd: number, algorithm: 'sha256' | 'sha512', start: number, length: number): HashJob {
+    if (this.failure !== undefined) return { result: Promise.reject(this.failure as Error), cancel: () => undefined };
+    const { id, digest } = this.expect();
+    if (this.workers.length < this.maxWorkers) this.workers.push(this.start());
+    const msg: BatchMessage = { digest: { id, fd, algorithm, start, length } };
+    this.workers[this.nextWorker++ % this.workers.length]!.postMessage(msg);
+    const result = digest.then((reply) => {
+      const [hex, bytes] = reply.split(':') as [string, string];
+      return { hex, bytes: Number(bytes) };
+    });
+    return { result, cancel: () => undefined };
   }
 
   async close(): Promise<void> {

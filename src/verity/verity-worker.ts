@@ -4,6 +4,7 @@
  * local files to read itself; hashes them with FsVerityHasher, and answers each batch with the
  * digests of the files it completed. An error (a read failing) ends the worker: the pool rejects.
  */
+import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FsVerityHasher, type VerityAlgorithm } from './fsverity.js';
@@ -25,7 +26,12 @@ export interface Range {
   length: number;
 }
 
-export type BatchMessage = { buffer: ArrayBuffer; segments: Segment[] } | { ranges: Range[] };
+/** A plain digest (a layer's sha256) of a range of an open local file. */
+export interface DigestJob extends Range {
+  algorithm: 'sha256' | 'sha512';
+}
+
+export type BatchMessage = { buffer: ArrayBuffer; segments: Segment[] } | { ranges: Range[] } | { digest: DigestJob };
 
 export interface ResultMessage {
   /** The batch's buffer, handed back to be filled again (fresh pages cost a fault each). */
@@ -58,7 +64,25 @@ function hashRanges(ranges: Range[]): void {
   parentPort!.postMessage(reply);
 }
 
+/** Replies [id, `hex:bytes`]: the pool splits it (a short read shows as fewer bytes). */
+function hashDigest(job: DigestJob): void {
+  const h = createHash(job.algorithm);
+  let done = 0;
+  while (done < job.length) {
+    const n = readSync(job.fd, readBuffer, 0, Math.min(READ, job.length - done), job.start + done);
+    if (n === 0) break;
+    h.update(readBuffer.subarray(0, n));
+    done += n;
+  }
+  const reply: ResultMessage = { digests: [[job.id, `${h.digest('hex')}:${done}`]] };
+  parentPort!.postMessage(reply);
+}
+
 parentPort!.on('message', (msg: BatchMessage) => {
+  if ('digest' in msg) {
+    hashDigest(msg.digest);
+    return;
+  }
   if ('ranges' in msg) {
     hashRanges(msg.ranges);
     return;
