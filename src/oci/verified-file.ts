@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
 import { fsError } from '../errors.js';
-import { DigestVerifier, digestMismatch, parseDigest, sizeMismatch, verifiedStream } from './digest.js';
+import { type Digest, DigestVerifier, digestMismatch, digestStream, parseDigest, sizeMismatch, verifiedStream } from './digest.js';
 import { type HashJob, hashFileRange, offThreadHashing } from './file-digest-pool.js';
 
 /** Hashes a range of an open file off the main thread (file-digest-pool.ts, or a caller's own workers). */
@@ -98,4 +98,21 @@ export async function openVerifiedFileAt(
       return closing;
     },
   };
+}
+
+/** A local file's digest and size: hashed on a worker when it is large enough and one is there. */
+export async function digestFile(path: string, algorithm: 'sha256' | 'sha512'): Promise<{ digest: Digest; size: number }> {
+  const fh = await open(path, 'r').catch((e: unknown) => {
+    throw fsError(e, 'open', path);
+  });
+  try {
+    const size = (await fh.stat()).size;
+    if (size < OFF_THREAD_MIN || !offThreadHashing()) {
+      return await digestStream(fh.createReadStream({ highWaterMark: 1024 * 1024, autoClose: false, start: 0 }), algorithm);
+    }
+    const { hex, bytes } = await hashFileRange(fh.fd, algorithm, 0, size).result;
+    return { digest: `${algorithm}:${hex}` as Digest, size: bytes };
+  } finally {
+    await fh.close();
+  }
 }

@@ -26,6 +26,21 @@ async function goodLayout(dir: string): Promise<{ manifest: Descriptor; layer: s
   return { manifest, layer: m.layers[0]!.digest, config: m.config.digest };
 }
 
+/** A layout whose one layer (2 MiB, over the size hashed off the main thread) has one byte flipped. */
+async function bigCorruptLayout(dir: string): Promise<void> {
+  const store = await LayoutStore.open(dir, 'write');
+  const noise = Buffer.alloc(2 << 20);
+  for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;
+  const manifest = await writeImage(store, { layers: [{ files: { 'usr/big': noise } }] }, ['t']);
+  await store.close();
+  const m = JSON.parse(Buffer.from(await store.fetchManifest(manifest)).toString()) as { layers: Descriptor[] };
+  assert.ok(m.layers[0]!.size > 1 << 20, 'the layer is large enough to be hashed off the main thread');
+  const p = blobPath(dir, m.layers[0]!.digest);
+  const bytes = await readFile(p);
+  bytes[bytes.length - 5000] = (bytes[bytes.length - 5000] ?? 0) ^ 0x01;
+  await writeFile(p, bytes);
+}
+
 function blobPath(dir: string, digest: string): string {
   return join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
 }
@@ -62,20 +77,26 @@ const cases: Case[] = [
   {
     name: 'copy of a corrupted 2 MiB layer (hashed on a worker as it is read) into a new layout',
     setup: async (dir) => {
-      const store = await LayoutStore.open(join(dir, 'src'), 'write');
-      const noise = Buffer.alloc(2 << 20);
-      for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;
-      const manifest = await writeImage(store, { layers: [{ files: { 'usr/big': noise } }] }, ['t']);
-      await store.close();
-      const m = JSON.parse(Buffer.from(await store.fetchManifest(manifest)).toString()) as { layers: Descriptor[] };
-      assert.ok(m.layers[0]!.size > 1 << 20, 'the layer is large enough to be hashed off the main thread');
-      const p = blobPath(join(dir, 'src'), m.layers[0]!.digest);
-      const bytes = await readFile(p);
-      bytes[bytes.length - 5000] = (bytes[bytes.length - 5000] ?? 0) ^ 0x01;
-      await writeFile(p, bytes);
+      await bigCorruptLayout(join(dir, 'src'));
       return ['copy', '--no-link', `oci:${dir}/src:t`, `oci:${dir}/dst:t`];
     },
     stderr: /blob in oci:.*src: sha256:[0-9a-f]{64} is corrupt: its content hashes to sha256:/,
+  },
+  {
+    name: 'copy (by link) of a corrupted 2 MiB layer (the link re-hashed on a worker)',
+    setup: async (dir) => {
+      await bigCorruptLayout(join(dir, 'src'));
+      return ['copy', `oci:${dir}/src:t`, `oci:${dir}/dst:t`];
+    },
+    stderr: /blob in .*src\/blobs\/sha256\/[0-9a-f]{64}: sha256:[0-9a-f]{64} is corrupt: its content hashes to sha256:/,
+  },
+  {
+    name: 'fsck of a corrupted 2 MiB layer (hashed on a worker)',
+    setup: async (dir) => {
+      await bigCorruptLayout(dir);
+      return ['fsck', `oci:${dir}`];
+    },
+    stderr: /^lading: fsck found 1 problems in oci:/,
   },
   {
     name: 'copy (by link) of a corrupted layer into an existing layout',

@@ -2,12 +2,12 @@
  * `lading fsck`: re-hashes every blob of a layout and checks that everything index.json reaches is
  * present, the right size and well-formed. Reports every problem found, not just the first.
  */
-import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { concurrencyLimit } from '../../copy/limit.js';
-import { digestStream, isDigest } from '../../oci/digest.js';
-import { type LayoutStore, READ_CHUNK } from './layout-store.js';
+import { isDigest } from '../../oci/digest.js';
+import { digestFile } from '../../oci/verified-file.js';
+import type { LayoutStore } from './layout-store.js';
 import { type Problem, reachable } from './reachable.js';
 
 export interface FsckReport {
@@ -46,10 +46,7 @@ export async function fsckLayout(
             message: `blob ${digest} has the wrong length: ${size} bytes, but ${ref.from} says ${ref.descriptor.size}`,
           });
         }
-        const actual = await digestStream(
-          createReadStream(path, { highWaterMark: READ_CHUNK }),
-          digest.startsWith('sha512:') ? 'sha512' : 'sha256',
-        );
+        const actual = await digestFile(path, digest.startsWith('sha512:') ? 'sha512' : 'sha256');
         if (actual.digest !== digest)
           problems.push({ digest, kind: 'corrupt', message: `blob ${digest} is corrupt: its content hashes to ${actual.digest}` });
         options.onBlob?.(digest, size);

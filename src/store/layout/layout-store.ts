@@ -10,15 +10,15 @@
  * Nothing is written until the first push, so a copy that fails before writing leaves no trace.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { constants, createWriteStream } from 'node:fs';
 import { copyFile, type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fsError, LadingError } from '../../errors.js';
 import { canonicalJson } from '../../oci/canonical-json.js';
-import { DigestVerifier, isDigest, parseDigest, verifyBytes } from '../../oci/digest.js';
-import { openVerifiedFile } from '../../oci/verified-file.js';
+import { DigestVerifier, digestMismatch, isDigest, parseDigest, sizeMismatch, verifyBytes } from '../../oci/digest.js';
+import { digestFile, openVerifiedFile } from '../../oci/verified-file.js';
 import { isManifestMediaType } from '../../oci/media-types.js';
 import { parseIndexJson, parseLayoutFile } from '../../oci/parse.js';
 import { type Descriptor, type ImageIndex, MAX_MANIFEST_BYTES } from '../../oci/types.js';
@@ -151,10 +151,9 @@ export class LayoutStore implements Store, LocalBlobSource, LocalBlobSink {
         how = 'copied';
         await copyFile(source, tmp, constants.COPYFILE_FICLONE);
       });
-      const verifier = new DigestVerifier(desc.digest, desc.size, `blob in ${source}:`);
-      await pipeline(createReadStream(tmp, { highWaterMark: READ_CHUNK }), verifier, async (s) => {
-        for await (const _ of s);
-      });
+      const actual = await digestFile(tmp, parseDigest(desc.digest).algorithm);
+      if (actual.size !== desc.size) throw sizeMismatch(`blob in ${source}:`, desc.size, actual.size);
+      if (actual.digest !== desc.digest) throw digestMismatch(`blob in ${source}:`, desc.digest, actual.digest);
       if (how === 'copied') {
         const fh = await open(tmp, 'r+');
         await fh.sync();
