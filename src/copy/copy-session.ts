@@ -20,6 +20,7 @@ import { isIndexMediaType, isManifestMediaType } from '../oci/media-types.js';
 import { parseManifest } from '../oci/parse.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
 import type { Descriptor, ImageIndex, Platform } from '../oci/types.js';
+import { ArchiveWriter } from '../store/archive/archive-store.js';
 import { RegistryStore } from '../store/registry/registry-store.js';
 import type { ReferrerSource, Store } from '../store/store.js';
 import { type BlobAction, type TransferContext, planBlob, transferBlob } from './blob-transfer.js';
@@ -293,10 +294,12 @@ export class CopySession {
   }
 
   private limitFor(dst: Store): <T>(task: () => Promise<T>) => Promise<T> {
-    const key = dst instanceof RegistryStore ? dst.host : 'local';
+    // An archive is one tar stream that takes blobs one after another in the order they arrive: one
+    // at a time, in the order asked for, so the same content always gives the same archive bytes.
+    const key = dst instanceof RegistryStore ? dst.host : dst instanceof ArchiveWriter ? `archive ${dst.name}` : 'local';
     let limit = this.limits.get(key);
     if (limit === undefined) {
-      limit = concurrencyLimit(this.options.jobs ?? 6);
+      limit = concurrencyLimit(dst instanceof ArchiveWriter ? 1 : (this.options.jobs ?? 6));
       this.limits.set(key, limit);
     }
     return limit;
