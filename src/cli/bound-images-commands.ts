@@ -21,7 +21,7 @@ import { openStore, parseTransportRef, refWithinStore } from '../store/transport
 import { hostOf } from './copy-command.js';
 import { positive } from './option-values.js';
 import { formatBytes, type OutputFormat, printJson } from './output.js';
-import { type ProgressMode, progressDisplay, reportImage } from './progress-display.js';
+import { type ProgressMode, progressDisplay, progressOptions, reportImage } from './progress-display.js';
 import { addRegistryFlags, type RegistryFlags, registryClient } from './registry-flags.js';
 
 interface RootFlags extends RegistryFlags {
@@ -126,8 +126,7 @@ export function registerBoundImagesCommands(program: Command): void {
   });
 
   rootOptions(
-    group
-      .command('pull')
+    progressOptions(group.command('pull'))
       .description('pull every bound image into an OCI layout, in parallel, all or nothing (a failure leaves the layout as it was)')
       .argument('[ref]', REF_HELP)
       .requiredOption('--store <oci:DIR>', 'the OCI layout to pull into')
@@ -136,9 +135,7 @@ export function registerBoundImagesCommands(program: Command): void {
         'copy only these platforms of each bound image (default: all, so pinned index digests stay valid)',
       )
       .option('-j, --jobs <n>', 'blob transfers at once', '6')
-      .option('--image-jobs <n>', 'images at once', '4')
-      .option('-q, --quiet', 'no progress output')
-      .option('--progress <mode>', 'auto (a status line on a terminal), json (events on stderr), or none', 'auto'),
+      .option('--image-jobs <n>', 'images at once', '4'),
   ).action(async (ref: string | undefined, flags: PullFlags) => {
     const store = parseTransportRef(flags.store);
     if (store.transport !== 'oci' || store.ref !== undefined)

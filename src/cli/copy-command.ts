@@ -16,7 +16,7 @@ import type { Store } from '../store/store.js';
 import { type TransportRef, openStore, parseTransportRef, refWithinStore } from '../store/transport.js';
 import { positive } from './option-values.js';
 import { type OutputFormat, formatBytes, printJson } from './output.js';
-import { type ProgressMode, progressDisplay } from './progress-display.js';
+import { type ProgressMode, progressDisplay, progressOptions } from './progress-display.js';
 import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';
 
 interface CopyFlags extends RegistryFlags {
@@ -47,9 +47,8 @@ export function registerCopyCommand(program: Command): void {
     .option('--dest-lookaside <dir>', 'write the carried signatures into this lookaside directory (<dir>/<repo>@sha256=<hex>/signature-N)')
     .option('--dry-run', 'print what would be copied, skipped and mounted; write nothing')
     .option('-j, --jobs <n>', 'blob transfers at once per destination', '6')
-    .option('-q, --quiet', 'no progress output')
-    .option('--progress <mode>', 'auto (a status line on a terminal), json (events on stderr), or none', 'auto')
     .option('-o, --output <format>', 'text or json', 'text');
+  progressOptions(cmd);
   addRegistryFlags(cmd).action(async (srcInput: string, dstInput: string, flags: CopyFlags) => {
     if (flags.all && flags.platform) throw new LadingError('USAGE', '--all and --platform exclude each other');
     const srcRef = parseTransportRef(srcInput);

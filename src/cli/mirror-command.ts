@@ -16,7 +16,7 @@ import type { GatheredSignatures, LookasideCopyResult } from '../sign/lookaside-
 import { LadingError, fsError } from '../errors.js';
 import { parseSize } from '../store/archive/parts.js';
 import { positive } from './option-values.js';
-import { type ProgressMode, progressDisplay, reportImage } from './progress-display.js';
+import { type ProgressMode, progressDisplay, progressOptions, reportImage } from './progress-display.js';
 import { type OutputFormat, formatBytes, printJson } from './output.js';
 import { type RegistryFlags, addRegistryFlags, registryClient } from './registry-flags.js';
 
@@ -65,9 +65,8 @@ export function registerMirrorCommand(program: Command): void {
     .option('-j, --jobs <n>', 'blob transfers at once per destination registry', '6')
     .option('--image-jobs <n>', 'images at once', '4')
     .option('--results <dir>', 'where to write imagedigestmirrorset.yaml and mapping.txt', '.')
-    .option('-q, --quiet', 'no progress output')
-    .option('--progress <mode>', 'auto (a status line on a terminal), json (events on stderr), or none', 'auto')
     .option('-o, --output <format>', 'text or json', 'text');
+  progressOptions(cmd);
   addRegistryFlags(cmd).action(async (flags: MirrorFlags) => {
     if ((flags.file === undefined) === (flags.from === undefined))
       throw new LadingError('USAGE', 'give either -f MIRRORSET.yaml or --from oci:DIR|oci-archive:FILE');

@@ -3,6 +3,7 @@
  * with images, blobs, bytes moved and the rate; finished images and failures scroll above it. With
  * `--progress json`: every ProgressEvent as one JSON line on stderr. Piped and not asked for: silence.
  */
+import type { Command } from 'commander';
 import type { ProgressEvent, ProgressListener } from '../copy/progress.js';
 import { formatBytes } from './output.js';
 
@@ -33,6 +34,13 @@ export function reportImage(display: ProgressDisplay, o: ImageDone, line: string
     ...(o.error !== undefined && { error: o.error }),
   });
   display.log(line);
+}
+
+/** The output options every command that moves images takes: `-q` and `--progress`. */
+export function progressOptions(cmd: Command): Command {
+  return cmd
+    .option('-q, --quiet', 'no progress output')
+    .option('--progress <mode>', 'auto (a status line on a terminal), json (events on stderr), or none', 'auto');
 }
 
 export function progressDisplay(mode: ProgressMode, quiet: boolean): ProgressDisplay {

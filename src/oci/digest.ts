@@ -68,9 +68,9 @@ export function verifyBytes(bytes: Uint8Array, expected: { digest: string; size?
  * the content is not exactly `digest` (and `size`, when given). Errors early, on the first excess byte,
  * when the stream is longer than `size`, so a hostile source cannot make us read forever.
  *
- * `hashedElsewhere`, when given, is the digest of the same bytes computed by someone else (a worker
- * reading the same local file, ./verified-file.ts): the stream then only counts, and at its end waits
- * for that digest instead of computing its own.
+ * `checkedElsewhere`, when given, settles once someone else has checked the same bytes (a worker
+ * reading the same local file, ./verified-file.ts), rejecting if they are not the content named: the
+ * stream then only counts, and at its end waits for that check instead of hashing.
  */
 export class DigestVerifier extends Transform {
   private readonly hash: Hash | undefined;
@@ -81,12 +81,12 @@ export class DigestVerifier extends Transform {
     readonly expectedDigest: string,
     readonly expectedSize: number | undefined,
     private readonly what = 'blob',
-    private readonly hashedElsewhere?: Promise<string>,
+    private readonly checkedElsewhere?: Promise<void>,
   ) {
     super();
     this.algorithm = parseDigest(expectedDigest).algorithm;
-    if (hashedElsewhere === undefined) this.hash = createHash(this.algorithm);
-    else hashedElsewhere.catch(() => undefined); // a failure surfaces at the end of the stream
+    if (checkedElsewhere === undefined) this.hash = createHash(this.algorithm);
+    else checkedElsewhere.catch(() => undefined); // a failure surfaces at the end of the stream
   }
 
   /** Bytes seen so far. */
@@ -109,9 +109,12 @@ export class DigestVerifier extends Transform {
       done(sizeMismatch(this.what, this.expectedSize, this.count));
       return;
     }
-    const check = (actual: string) => done(actual === this.expectedDigest ? null : digestMismatch(this.what, this.expectedDigest, actual));
-    if (this.hash !== undefined) check(`${this.algorithm}:${this.hash.digest('hex')}`);
-    else this.hashedElsewhere!.then(check, (e: unknown) => done(e as Error));
+    if (this.hash === undefined) {
+      this.checkedElsewhere!.then(() => done(), done);
+      return;
+    }
+    const actual = `${this.algorithm}:${this.hash.digest('hex')}`;
+    done(actual === this.expectedDigest ? null : digestMismatch(this.what, this.expectedDigest, actual));
   }
 }
 

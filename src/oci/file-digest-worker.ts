@@ -4,10 +4,9 @@
  * the path meanwhile). Reads 1 MiB at a time into one reused buffer with pread, and stops early when
  * the requester sets the shared cancel flag (a consumer that abandoned its stream).
  */
-import { createHash } from 'node:crypto';
-import { readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import type { DigestAlgorithm } from './digest.js';
+import { digestRange } from './fd-range.js';
 import { lowerThreadPriority } from './background-thread.js';
 
 export interface HashRequest {
@@ -25,25 +24,12 @@ export type HashReply = { id: number; hex: string; bytes: number } | { id: numbe
 
 lowerThreadPriority();
 
-const CHUNK = 1024 * 1024;
-const buf = Buffer.allocUnsafeSlow(CHUNK);
-
-function hashRange(req: HashRequest): { hex: string; bytes: number } {
-  const hash = createHash(req.algorithm);
-  let done = 0;
-  while (done < req.length && Atomics.load(req.cancel, 0) === 0) {
-    const n = readSync(req.fd, buf, 0, Math.min(CHUNK, req.length - done), req.start + done);
-    if (n === 0) break;
-    hash.update(buf.subarray(0, n));
-    done += n;
-  }
-  return { hex: hash.digest('hex'), bytes: done };
-}
+const buf = Buffer.allocUnsafeSlow(1024 * 1024);
 
 parentPort!.on('message', (req: HashRequest) => {
   let reply: HashReply;
   try {
-    reply = { id: req.id, ...hashRange(req) };
+    reply = { id: req.id, ...digestRange(req.fd, req.algorithm, req.start, req.length, buf, () => Atomics.load(req.cancel, 0) !== 0) };
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     reply = { id: req.id, error: { message: err.message, ...(err.code === undefined ? {} : { code: err.code }) } };

@@ -1,47 +1,37 @@
 /**
- * A local file's bytes as a stream that errors instead of ending unless they are exactly what a
- * descriptor names: the one way Lading reads blobs it keeps as files (layouts). Large files are hashed
- * on another core as they are read (./file-digest-pool.ts): the worker reads the same descriptor, so
- * it hashes the very inode the stream reads, and the stream does not end until that digest matches.
- * Small files, and machines or runs without the worker, are hashed inline by the DigestVerifier.
+ * Reading blobs Lading keeps as local files (layouts), every byte checked against the descriptor. Large
+ * files are hashed on another core (./file-digest-pool.ts) while they are read: the worker reads the
+ * same file descriptor, so it hashes the very inode the reader reads, and nothing counts as read until
+ * that digest matches. Small files, and machines or runs without the worker, are hashed inline.
  */
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
 import { fsError } from '../errors.js';
-import { type Digest, DigestVerifier, digestMismatch, digestStream, parseDigest, sizeMismatch, verifiedStream } from './digest.js';
+import {
+  type Digest,
+  type DigestAlgorithm,
+  DigestVerifier,
+  digestMismatch,
+  digestStream,
+  parseDigest,
+  sizeMismatch,
+  verifiedStream,
+} from './digest.js';
 import { type HashJob, hashFileRange, offThreadHashing } from './file-digest-pool.js';
 
 /** Hashes a range of an open file off the main thread (file-digest-pool.ts, or a caller's own workers). */
-export type FileHasher = (fd: number, algorithm: 'sha256' | 'sha512', start: number, length: number) => HashJob;
+export type FileHasher = (fd: number, algorithm: DigestAlgorithm, start: number, length: number) => HashJob;
 
 /** Below this a worker round trip is not worth it. */
 const OFF_THREAD_MIN = 1024 * 1024;
 
-export async function openVerifiedFile(
-  path: string,
-  expected: { digest: string; size: number },
-  what: string,
-  highWaterMark: number,
-): Promise<Readable> {
-  if (expected.size < OFF_THREAD_MIN || !offThreadHashing()) {
-    return verifiedStream(createReadStream(path, { highWaterMark }), expected, what);
-  }
-  const { algorithm } = parseDigest(expected.digest);
-  const fh = await open(path, 'r').catch((e: unknown) => {
+const worthAWorker = (size: number) => size >= OFF_THREAD_MIN && offThreadHashing();
+
+async function openForReading(path: string): Promise<FileHandle> {
+  return open(path, 'r').catch((e: unknown) => {
     throw fsError(e, 'open', path);
   });
-  // A longer file is caught by the stream's own count, on its first excess byte.
-  const job = hashFileRange(fh.fd, algorithm, 0, expected.size);
-  const digest = job.result.then((r) => `${algorithm}:${r.hex}`);
-  const source = fh.createReadStream({ highWaterMark, autoClose: false, start: 0 });
-  const verified = pipeline(source, new DigestVerifier(expected.digest, expected.size, what, digest), () => undefined);
-  // The descriptor stays open until both the stream and the worker are done with it.
-  verified.once('close', () => {
-    job.cancel();
-    void job.result.catch(() => undefined).finally(() => fh.close().catch(() => undefined));
-  });
-  return verified;
 }
 
 /** A local blob open for reads at any offset, its digest checked by a worker meanwhile. */
@@ -57,9 +47,8 @@ export interface VerifiedFile {
 /**
  * Opens `path` for random access (tar headers read in place, content skipped or hashed where it lies)
  * while a worker hashes it whole; undefined for a small file or where there is no worker, so the
- * caller streams instead.
- * A file of the wrong size is refused at once. `hasher` lets a caller with workers of its own (the
- * composefs verity pool) hash the file there rather than start another.
+ * caller streams instead. A file of the wrong size is refused at once. `hasher` lets a caller with
+ * workers of its own (the composefs verity pool) hash the file there rather than start another.
  */
 export async function openVerifiedFileAt(
   path: string,
@@ -67,11 +56,9 @@ export async function openVerifiedFileAt(
   what: string,
   hasher: FileHasher = hashFileRange,
 ): Promise<VerifiedFile | undefined> {
-  if (expected.size < OFF_THREAD_MIN || !offThreadHashing()) return undefined;
+  if (!worthAWorker(expected.size)) return undefined;
   const { algorithm } = parseDigest(expected.digest);
-  const fh = await open(path, 'r').catch((e: unknown) => {
-    throw fsError(e, 'open', path);
-  });
+  const fh = await openForReading(path);
   const size = (await fh.stat()).size;
   if (size !== expected.size) {
     await fh.close();
@@ -100,15 +87,29 @@ export async function openVerifiedFileAt(
   };
 }
 
+/** The file as a stream that errors instead of ending unless its bytes are exactly what `expected` names. */
+export async function openVerifiedFile(
+  path: string,
+  expected: { digest: string; size: number },
+  what: string,
+  highWaterMark: number,
+): Promise<Readable> {
+  const file = worthAWorker(expected.size) ? await openVerifiedFileAt(path, expected, what) : undefined;
+  if (file === undefined) return verifiedStream(createReadStream(path, { highWaterMark }), expected, what);
+  const source = createReadStream('', { fd: file.fd, highWaterMark, autoClose: false, start: 0 });
+  // The stream counts (a longer file fails on its first excess byte) and ends once the worker agrees.
+  const verified = pipeline(source, new DigestVerifier(expected.digest, expected.size, what, file.verified), () => undefined);
+  verified.once('close', () => void file.close(true).catch(() => undefined));
+  return verified;
+}
+
 /** A local file's digest and size: hashed on a worker when it is large enough and one is there. */
-export async function digestFile(path: string, algorithm: 'sha256' | 'sha512'): Promise<{ digest: Digest; size: number }> {
-  const fh = await open(path, 'r').catch((e: unknown) => {
-    throw fsError(e, 'open', path);
-  });
+export async function digestFile(path: string, algorithm: DigestAlgorithm): Promise<{ digest: Digest; size: number }> {
+  const fh = await openForReading(path);
   try {
     const size = (await fh.stat()).size;
-    if (size < OFF_THREAD_MIN || !offThreadHashing()) {
-      return await digestStream(fh.createReadStream({ highWaterMark: 1024 * 1024, autoClose: false, start: 0 }), algorithm);
+    if (!worthAWorker(size)) {
+      return await digestStream(fh.createReadStream({ highWaterMark: OFF_THREAD_MIN, autoClose: false, start: 0 }), algorithm);
     }
     const { hex, bytes } = await hashFileRange(fh.fd, algorithm, 0, size).result;
     return { digest: `${algorithm}:${hex}` as Digest, size: bytes };

@@ -15,6 +15,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { fsError } from '../errors.js';
+import { readRange } from '../oci/fd-range.js';
 
 export type VerityAlgorithm = 'sha256' | 'sha512';
 
@@ -198,4 +199,15 @@ export async function fsverityDigest(input: Readable | string, alg: VerityAlgori
     if (readBuffers.length < 4) readBuffers.push(buf);
   }
   return hasher.digest();
+}
+
+/**
+ * The fs-verity digest (hex) of a file that lies at `start` in the open file `fd` (an uncompressed
+ * layer read in place), read into `buffer`; a file that ends before the range does is an error.
+ */
+export function verityOfRange(fd: number, start: number, length: number, algorithm: VerityAlgorithm, buffer: Buffer): string {
+  const hasher = new FsVerityHasher(algorithm);
+  const read = readRange(fd, start, length, buffer, (chunk) => hasher.update(chunk));
+  if (read !== length) throw new Error(`the file ends ${length - read} bytes before the end of a ${length}-byte range at ${start}`);
+  return hasher.digest().toString('hex');
 }

@@ -11,12 +11,13 @@
  * worker script is not there (running from TypeScript sources, as the tests do) or the machine has
  * one core, files are hashed in the calling thread instead: same digests, one core.
  */
-import { existsSync, readSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { FsVerityHasher, type VerityAlgorithm } from './fsverity.js';
-import { createHash } from 'node:crypto';
+import { FsVerityHasher, type VerityAlgorithm, verityOfRange } from './fsverity.js';
+import type { DigestAlgorithm } from '../oci/digest.js';
+import { digestRange } from '../oci/fd-range.js';
 import type { HashJob } from '../oci/file-digest-pool.js';
 import type { BatchMessage, Range, ResultMessage, Segment } from './verity-worker.js';
 
@@ -47,26 +48,15 @@ export interface VerityPool {
    */
   submitRange(fd: number, start: number, length: number): { digest: Promise<string> };
   /** A plain digest of a range of an open local file (a layer's own sha256), by the same workers. */
-  hashFile(fd: number, algorithm: 'sha256' | 'sha512', start: number, length: number): HashJob;
+  hashFile(fd: number, algorithm: DigestAlgorithm, start: number, length: number): HashJob;
   /** Hands over what is batched and stops the worker once every digest is in. */
   close(): Promise<void>;
   /** Stops at once; digests not in yet are rejected. */
   abort(): Promise<void>;
 }
 
-/** A plain digest of a range of an open file, read in the calling thread. */
-function digestRange(fd: number, algorithm: 'sha256' | 'sha512', start: number, length: number): { hex: string; bytes: number } {
-  const h = createHash(algorithm);
-  const buf = Buffer.allocUnsafe(Math.min(Math.max(length, 1), 1024 * 1024));
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, buf, 0, Math.min(buf.length, length - done), start + done);
-    if (n === 0) break;
-    h.update(buf.subarray(0, n));
-    done += n;
-  }
-  return { hex: h.digest('hex'), bytes: done };
-}
+/** The inline pool's read buffer: it runs on the calling thread, one range at a time. */
+const inlineBuffer = Buffer.allocUnsafe(1024 * 1024);
 
 /** Hashes in the calling thread. */
 class InlinePool implements VerityPool {
@@ -79,19 +69,15 @@ class InlinePool implements VerityPool {
   }
 
   submitRange(fd: number, start: number, length: number): { digest: Promise<string> } {
-    const h = new FsVerityHasher(this.algorithm);
-    const buf = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
-    for (let done = 0; done < length;) {
-      const n = readSync(fd, buf, 0, Math.min(buf.length, length - done), start + done);
-      if (n === 0) return { digest: Promise.reject(new Error(`the file ends before the end of a ${length}-byte range at ${start}`)) };
-      h.update(buf.subarray(0, n));
-      done += n;
+    try {
+      return { digest: Promise.resolve(verityOfRange(fd, start, length, this.algorithm, inlineBuffer)) };
+    } catch (e) {
+      return { digest: Promise.reject(e as Error) };
     }
-    return { digest: Promise.resolve(h.digest().toString('hex')) };
   }
 
-  hashFile(fd: number, algorithm: 'sha256' | 'sha512', start: number, length: number): HashJob {
-    return { result: Promise.resolve().then(() => digestRange(fd, algorithm, start, length)), cancel: () => undefined };
+  hashFile(fd: number, algorithm: DigestAlgorithm, start: number, length: number): HashJob {
+    return { result: Promise.resolve().then(() => digestRange(fd, algorithm, start, length, inlineBuffer)), cancel: () => undefined };
   }
 
   async close(): Promise<void> {}
@@ -244,7 +230,7 @@ class WorkerPool implements VerityPool {
     return { digest };
   }
 
-  hashFile(fd: number, algorithm: 'sha256' | 'sha512', start: number, length: number): HashJob {
+  hashFile(fd: number, algorithm: DigestAlgorithm, start: number, length: number): HashJob {
     if (this.failure !== undefined) return { result: Promise.reject(this.failure as Error), cancel: () => undefined };
     const { id, digest } = this.expect();
     if (this.workers.length < this.maxWorkers) this.workers.push(this.start());

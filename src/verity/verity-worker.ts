@@ -4,10 +4,10 @@
  * local files to read itself; hashes them with FsVerityHasher, and answers each batch with the
  * digests of the files it completed. An error (a read failing) ends the worker: the pool rejects.
  */
-import { createHash } from 'node:crypto';
-import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { FsVerityHasher, type VerityAlgorithm } from './fsverity.js';
+import type { DigestAlgorithm } from '../oci/digest.js';
+import { digestRange } from '../oci/fd-range.js';
+import { FsVerityHasher, type VerityAlgorithm, verityOfRange } from './fsverity.js';
 import { lowerThreadPriority } from '../oci/background-thread.js';
 
 export interface Segment {
@@ -28,7 +28,7 @@ export interface Range {
 
 /** A plain digest (a layer's sha256) of a range of an open local file. */
 export interface DigestJob extends Range {
-  algorithm: 'sha256' | 'sha512';
+  algorithm: DigestAlgorithm;
 }
 
 export type BatchMessage = { buffer: ArrayBuffer; segments: Segment[] } | { ranges: Range[] } | { digest: DigestJob };
@@ -44,37 +44,19 @@ lowerThreadPriority();
 const algorithm = (workerData as { algorithm: VerityAlgorithm }).algorithm;
 const hashers = new Map<number, FsVerityHasher>();
 
-const READ = 256 * 1024;
-const readBuffer = Buffer.allocUnsafeSlow(READ);
+const readBuffer = Buffer.allocUnsafeSlow(256 * 1024);
 
-/** Reads each range with pread into one reused buffer (the fd is the main thread's: fds are per process). */
+/** Reads each range itself (the fd is the main thread's: descriptors belong to the process). */
 function hashRanges(ranges: Range[]): void {
-  const digests: [number, string][] = [];
-  for (const r of ranges) {
-    const h = new FsVerityHasher(algorithm);
-    for (let done = 0; done < r.length;) {
-      const n = readSync(r.fd, readBuffer, 0, Math.min(READ, r.length - done), r.start + done);
-      if (n === 0) throw new Error(`the file ends ${r.length - done} bytes before the end of a ${r.length}-byte range at ${r.start}`);
-      h.update(readBuffer.subarray(0, n));
-      done += n;
-    }
-    digests.push([r.id, h.digest().toString('hex')]);
-  }
+  const digests: [number, string][] = ranges.map((r) => [r.id, verityOfRange(r.fd, r.start, r.length, algorithm, readBuffer)]);
   const reply: ResultMessage = { digests };
   parentPort!.postMessage(reply);
 }
 
 /** Replies [id, `hex:bytes`]: the pool splits it (a short read shows as fewer bytes). */
 function hashDigest(job: DigestJob): void {
-  const h = createHash(job.algorithm);
-  let done = 0;
-  while (done < job.length) {
-    const n = readSync(job.fd, readBuffer, 0, Math.min(READ, job.length - done), job.start + done);
-    if (n === 0) break;
-    h.update(readBuffer.subarray(0, n));
-    done += n;
-  }
-  const reply: ResultMessage = { digests: [[job.id, `${h.digest('hex')}:${done}`]] };
+  const { hex, bytes } = digestRange(job.fd, job.algorithm, job.start, job.length, readBuffer);
+  const reply: ResultMessage = { digests: [[job.id, `${hex}:${bytes}`]] };
   parentPort!.postMessage(reply);
 }
 

@@ -71,6 +71,17 @@ describe('bound-images pull', () => {
     await rm(work, { recursive: true, force: true });
   });
 
+  /** `lading bound-images pull` of the image tagged `tag` into the layout `dir` (plain HTTP registry). */
+  const pullArgs = (tag: string, dir: string, ...extra: string[]) => [
+    'bound-images',
+    'pull',
+    `oci:${boot}:${tag}`,
+    '--store',
+    `oci:${dir}`,
+    '--tls-verify=false',
+    ...extra,
+  ];
+
   /** A layout holding one unrelated image, as a site's store would. */
   async function existingStore(name: string): Promise<string> {
     const dir = join(work, name);
@@ -83,15 +94,7 @@ describe('bound-images pull', () => {
   it('pulls every bound image into the layout, named as a mirror names them', async () => {
     const dir = await existingStore('store-ok');
     const out = await ladingJson<{ images: { image: string; destination: string; digest: string }[] }>(
-      'bound-images',
-      'pull',
-      `oci:${boot}:good`,
-      '--store',
-      `oci:${dir}`,
-      '--tls-verify=false',
-      '-q',
-      '-o',
-      'json',
+      ...pullArgs('good', dir, '-q', '-o', 'json'),
     );
     assert.equal(out.images.length, 3);
     const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as IndexJson;
@@ -115,19 +118,7 @@ describe('bound-images pull', () => {
 
   it('narrows bound images to --bound-platform when asked', async () => {
     const dir = join(work, 'store-arm');
-    await ladingJson(
-      'bound-images',
-      'pull',
-      `oci:${boot}:good`,
-      '--store',
-      `oci:${dir}`,
-      '--tls-verify=false',
-      '-q',
-      '-o',
-      'json',
-      '--bound-platform',
-      'linux/arm64',
-    );
+    await ladingJson(...pullArgs('good', dir, '-q', '-o', 'json', '--bound-platform', 'linux/arm64'));
     const tools = await ladingJson<{ mediaType: string }>('inspect', `oci:${dir}:${reg.host}/apps/tools:3`, '-o', 'json');
     assert.equal(tools.mediaType, 'application/vnd.oci.image.manifest.v1+json');
   });
@@ -135,7 +126,7 @@ describe('bound-images pull', () => {
   it('fails halfway without changing the layout, and succeeds on retry', async () => {
     const dir = await existingStore('store-retry');
     const before = await snapshot(dir);
-    const args = ['bound-images', 'pull', `oci:${boot}:missing-one`, '--store', `oci:${dir}`, '--tls-verify=false', '--image-jobs', '4'];
+    const args = pullArgs('missing-one', dir, '--image-jobs', '4');
     const r = await lading(...args, '--progress', 'json');
     assert.equal(r.code, 1, r.stdout + r.stderr);
     // Other images had blobs written into the layout before the run gave up: they were removed again.
@@ -161,7 +152,7 @@ describe('bound-images pull', () => {
     const store = await LayoutStore.open(boot, 'write');
     await writeBootable(store, declaring({ app: `${reg.host}/apps/app:1`, gone: `${reg.host}/apps/gone:1` }), ['gone']);
     await store.close();
-    const r = await lading('bound-images', 'pull', `oci:${boot}:gone`, '--store', `oci:${dir}`, '--tls-verify=false', '-q');
+    const r = await lading(...pullArgs('gone', dir, '-q'));
     assert.equal(r.code, 1);
     await assert.rejects(stat(dir), { code: 'ENOENT' });
   });
@@ -175,7 +166,7 @@ describe('bound-images pull', () => {
     );
     await store.close();
     const dir = join(work, 'store-broken');
-    const r = await lading('bound-images', 'pull', `oci:${boot}:broken`, '--store', `oci:${dir}`, '--tls-verify=false', '-q');
+    const r = await lading(...pullArgs('broken', dir, '-q'));
     assert.equal(r.code, 1);
     assert.equal(
       r.stderr,

@@ -59,7 +59,8 @@ describe('mirror requests', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  const mirror = () =>
+  /** `lading mirror` of a set file into `prefix` of the target, through the counting proxy. */
+  const mirror = (file = set, prefix = 'm') =>
     ladingJson<MirrorJson>(
       'mirror',
       '--no-bound-images',
@@ -68,12 +69,13 @@ describe('mirror requests', () => {
       '--image-jobs',
       '3',
       '-f',
-      set,
+      file,
       '--to',
-      `docker://${dstProxy.host}/m`,
+      `docker://${dstProxy.host}/${prefix}`,
       '--results',
       work,
     );
+  const kinds = (log: ProxyLogEntry[]) => log.map((e) => `${e.method} ${kind(e.path)}`).sort();
 
   it('uploads a layer shared by three repositories once and mounts it into the other two', async () => {
     const report = await mirror();
@@ -107,7 +109,6 @@ describe('mirror requests', () => {
     const report = await mirror();
     assert.equal(report.failed, 0);
     assert.ok(report.images.every((i) => i.result?.bytes === 0));
-    const kinds = (log: ProxyLogEntry[]) => log.map((e) => `${e.method} ${kind(e.path)}`).sort();
     assert.deepEqual(kinds(srcProxy.log), ['GET referrers', ...REPOS.map(() => 'GET tags/list'), ...REPOS.map(() => 'HEAD manifests')]);
     assert.deepEqual(
       kinds(dstProxy.log),
@@ -120,21 +121,9 @@ describe('mirror requests', () => {
     await writeFile(byDigest, `images:\n${REPOS.map((r) => `  - name: ${srcProxy.host}/org/${r}@${images.get(r)?.digest}\n`).join('')}`);
     srcProxy.log.length = 0;
     dstProxy.log.length = 0;
-    const report = await ladingJson<MirrorJson>(
-      'mirror',
-      '--no-bound-images',
-      '-o',
-      'json',
-      '-f',
-      byDigest,
-      '--to',
-      `docker://${dstProxy.host}/m`,
-      '--results',
-      work,
-    );
+    const report = await mirror(byDigest);
     assert.equal(report.failed, 0, JSON.stringify(report.images.map((i) => i.error)));
     assert.ok(report.images.every((i) => i.result?.bytes === 0));
-    const kinds = (log: ProxyLogEntry[]) => log.map((e) => `${e.method} ${kind(e.path)}`).sort();
     assert.deepEqual(kinds(srcProxy.log), ['GET referrers', ...REPOS.map(() => 'GET tags/list')], 'no manifest request to the source');
     assert.deepEqual(
       dstProxy.log.map((e) => `${e.method} ${e.path}`).sort(),
@@ -146,18 +135,7 @@ describe('mirror requests', () => {
     const byDigest = join(work, 'by-digest-new.yaml');
     const one = REPOS[0] as string;
     await writeFile(byDigest, `images:\n  - name: ${srcProxy.host}/org/${one}@${images.get(one)?.digest}\n`);
-    const report = await ladingJson<MirrorJson>(
-      'mirror',
-      '--no-bound-images',
-      '-o',
-      'json',
-      '-f',
-      byDigest,
-      '--to',
-      `docker://${dstProxy.host}/other`,
-      '--results',
-      work,
-    );
+    const report = await mirror(byDigest, 'other');
     assert.equal(report.failed, 0, JSON.stringify(report.images.map((i) => i.error)));
     assert.equal(await ladingDigest(`docker://${target.host}/other/org/${one}@${images.get(one)?.digest}`), images.get(one)?.digest);
   });

@@ -98,15 +98,9 @@ describe('copy and mirror carry signatures', () => {
 
   it('registry to registry: the .sig tag and the lookaside signatures of the index and each platform land under the new repository', async () => {
     const dst = join(work, 'dst-sigs');
-    const r = await copy(
-      '--all',
-      `docker://${R}/org/app:1`,
-      `docker://${R}/mirror/app:1`,
-      '--src-lookaside',
-      srcSigs,
-      '--dest-lookaside',
-      dst,
-    );
+    const copyWithSigs = () =>
+      copy('--all', `docker://${R}/org/app:1`, `docker://${R}/mirror/app:1`, '--src-lookaside', srcSigs, '--dest-lookaside', dst);
+    const r = await copyWithSigs();
     assert.ok(r.attached >= 1, 'the cosign signature came along');
     assert.ok((await new RegistryStore(client, R, 'mirror/app', 'pull').tags()).includes(`sha256-${hex(index)}.sig`));
     assert.deepEqual([r.lookaside?.found, r.lookaside?.copied], [2, 2]);
@@ -132,15 +126,7 @@ describe('copy and mirror carry signatures', () => {
     assert.equal(v.code, 0, v.stderr);
 
     // A re-run finds them there and writes nothing.
-    const again = await copy(
-      '--all',
-      `docker://${R}/org/app:1`,
-      `docker://${R}/mirror/app:1`,
-      '--src-lookaside',
-      srcSigs,
-      '--dest-lookaside',
-      dst,
-    );
+    const again = await copyWithSigs();
     assert.deepEqual([again.lookaside?.found, again.lookaside?.copied], [2, 0]);
     assert.deepEqual(await readdir(sigDir(dst, 'mirror/app', index)), ['signature-1']);
   });
