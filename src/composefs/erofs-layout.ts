@@ -57,35 +57,47 @@ export interface ImageLayout {
   totalBlocks: number;
 }
 
+interface TableRow {
+  encoded: EncodedXattr;
+  x: Xattr;
+  count: number;
+  bit: number;
+  sharedOffset: number;
+}
+
 /** Distinct (name, value) pairs, encoded once: most files of an image carry the same few xattrs. */
 class XattrTable {
-  private readonly names = new Map<string, { index: number; suffix: Buffer; bit: number }>();
-  readonly byId = new Map<string, { encoded: EncodedXattr; x: Xattr; count: number; bit: number; sharedOffset: number }>();
-  id(x: Xattr): string {
-    x.id ??= `${x.key}\0${Buffer.from(x.value.buffer, x.value.byteOffset, x.value.byteLength).toString('latin1')}`;
+  /** By name, then by the value's identity (see Xattr.id). */
+  private readonly byName = new Map<string, { index: number; suffix: Buffer; bit: number; values: Map<string, TableRow> }>();
+  readonly rows: TableRow[] = [];
+
+  private static id(x: Xattr): string {
+    x.id ??= Buffer.from(x.value.buffer, x.value.byteOffset, x.value.byteLength).toString('latin1');
     return x.id;
   }
 
   add(x: Xattr): void {
-    const id = this.id(x);
-    const entry = this.byId.get(id);
-    if (entry) {
-      entry.count++;
-      return;
-    }
     // Names repeat (every external file has a metacopy and a redirect): encode each name once.
-    let name = this.names.get(x.key);
+    let name = this.byName.get(x.key);
     if (name === undefined) {
       const { index, suffix } = xattrIndex(x.key);
       const s = Buffer.from(suffix, 'utf8');
-      this.names.set(x.key, (name = { index, suffix: s, bit: xattrFilterBit(index, s) }));
+      this.byName.set(x.key, (name = { index, suffix: s, bit: xattrFilterBit(index, s), values: new Map() }));
+    }
+    const id = XattrTable.id(x);
+    const row = name.values.get(id);
+    if (row) {
+      row.count++;
+      return;
     }
     const encoded = { index: name.index, suffix: name.suffix, value: x.value, size: xattrEntrySize(name.suffix.length, x.value.length) };
-    this.byId.set(id, { encoded, x, count: 1, bit: name.bit, sharedOffset: -1 });
+    const added = { encoded, x, count: 1, bit: name.bit, sharedOffset: -1 };
+    name.values.set(id, added);
+    this.rows.push(added);
   }
 
-  get(x: Xattr) {
-    return this.byId.get(this.id(x))!;
+  get(x: Xattr): TableRow {
+    return this.byName.get(x.key)!.values.get(x.id!)!;
   }
 }
 
@@ -93,7 +105,7 @@ class XattrTable {
 function sharedXattrs(nodes: CNode[]): { table: XattrTable; list: EncodedXattr[] } {
   const table = new XattrTable();
   for (const node of nodes) for (const x of node.xattrs) table.add(x);
-  const multi = [...table.byId.values()].filter((c) => c.count > 1);
+  const multi = table.rows.filter((c) => c.count > 1);
   multi.sort((ea, eb) => {
     const a = ea.x;
     const b = eb.x;

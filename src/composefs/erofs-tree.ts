@@ -23,19 +23,23 @@ export interface Xattr {
   value: Uint8Array;
   /** UTF-8 of `key`, for byte-order sorting. */
   keyBytes: Buffer;
-  /** Identity of the (name, value) pair, set by the layout when it counts shared xattrs. */
+  /**
+   * Identity of the value among values of the same name: given where it is known cheaply (a
+   * metacopy or redirect made from a digest is identified by the digest), else set by the layout
+   * from the bytes when it counts shared xattrs.
+   */
   id?: string;
 }
 
 // Images repeat a handful of xattr names thousands of times: encode each name once.
 const keyCache = new Map<string, Buffer>();
-export function xattr(key: string, value: Uint8Array): Xattr {
+export function xattr(key: string, value: Uint8Array, id?: string): Xattr {
   let keyBytes = keyCache.get(key);
   if (!keyBytes) {
     keyBytes = Buffer.from(key, 'utf8');
     if (keyCache.size < 10000) keyCache.set(key, keyBytes);
   }
-  return { key, value, keyBytes };
+  return id === undefined ? { key, value, keyBytes } : { key, value, keyBytes, id };
 }
 
 export interface Dirent {
@@ -62,6 +66,8 @@ export interface CNode {
   payload?: Buffer;
   /** External regular files: the fs-verity digest (hex) for `trusted.overlay.metacopy`. */
   verity?: string;
+  /** Set when `payload` is the object path of `verity` (not given by a dump): the redirect is the digest's too. */
+  payloadFromVerity?: boolean;
   xattrs: Xattr[];
   /** libcomposefs's running xattr budget for the node (see xattrBudget). */
   budget: number;
@@ -96,7 +102,7 @@ export function chunking(size: number): { chunkBits: number; chunkCount: number 
 }
 
 /** Adds or replaces an xattr, keeping libcomposefs's budget and limits. */
-export function setXattr(node: CNode, key: string, value: Uint8Array): void {
+export function setXattr(node: CNode, key: string, value: Uint8Array, id?: string): void {
   const keyLen = Buffer.byteLength(key);
   if (keyLen === 0 || keyLen > LIMITS.xattrNameMax) fail(`xattr name ${key} must be 1 to 255 bytes`, node.path);
   if (value.length > LIMITS.xattrValueMax) fail(`xattr ${key} has a value over 65535 bytes`, node.path);
@@ -109,7 +115,7 @@ export function setXattr(node: CNode, key: string, value: Uint8Array): void {
   const cost = 7 + keyLen + value.length + (node.xattrs.length === 0 ? 12 : 0);
   if (node.budget + cost > LIMITS.externalXattrMax) fail(`xattrs exceed ${LIMITS.externalXattrMax} bytes (adding ${key})`, node.path);
   node.budget += cost;
-  node.xattrs.push(xattr(key, value));
+  node.xattrs.push(xattr(key, value, id));
 }
 
 function makeNode(e: Entry, parent: CNode | undefined): CNode {
@@ -150,6 +156,16 @@ function makeNode(e: Entry, parent: CNode | undefined): CNode {
   return node;
 }
 
+/** Lowercase hex of a SHA-256 or SHA-512 size, checked without a regex (one per file adds up). */
+function isVerityHex(s: string): boolean {
+  if (s.length !== 64 && s.length !== 128) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
+}
+
 function regularContent(node: CNode, e: Entry): void {
   if (e.size === 0) return;
   if (e.content?.kind === 'bytes') {
@@ -158,13 +174,14 @@ function regularContent(node: CNode, e: Entry): void {
     node.content = e.content.data;
     return;
   }
-  if (e.verity !== undefined && !/^([0-9a-f]{64}|[0-9a-f]{128})$/.test(e.verity))
+  if (e.verity !== undefined && !isVerityHex(e.verity))
     fail(`fs-verity digest ${e.verity} is not 64 or 128 lowercase hex digits`, e.path);
   if (chunking(e.size).chunkCount > MAX_NONINLINE_CHUNKS) fail(`file of ${e.size} bytes is too large for a composefs image`, e.path);
   const payload = e.payload ?? (e.verity !== undefined ? objectPath(e.verity) : '');
   if (Buffer.byteLength(payload) >= LIMITS.pathMax) fail('payload is 4096 bytes or more', e.path);
   if (payload !== '') node.payload = Buffer.from(payload, 'utf8');
   if (e.verity !== undefined) node.verity = e.verity;
+  if (e.verity !== undefined && e.payload === undefined) node.payloadFromVerity = true;
 }
 
 /**
@@ -172,32 +189,37 @@ function regularContent(node: CNode, e: Entry): void {
  * One walk of the tree (parents first, siblings in byte order) gives every directory its sorted dirents.
  */
 function buildNodes(tree: FileTree): CNode {
-  const byPath = new Map<string, CNode>();
+  // Hardlink targets are found by their entry; the map is made only when there are links.
+  const entries: Entry[] = [];
+  const nodes: CNode[] = [];
   const pendingLinks: { dirent: Dirent; target: string; path: string }[] = [];
   let root: CNode | undefined;
-  for (const e of tree.walk()) {
-    if (e.path === '') {
+  tree.visit<CNode | undefined>((e, name, dir) => {
+    if (dir === undefined) {
       root = makeNode(e, undefined);
       root.children = [];
-      byPath.set('', root);
-      continue;
+      entries.push(e);
+      nodes.push(root);
+      return root;
     }
-    const slash = e.path.lastIndexOf('/');
-    const dir = byPath.get(slash < 0 ? '' : e.path.slice(0, slash))!;
-    const nameBytes = Buffer.from(slash < 0 ? e.path : e.path.slice(slash + 1), 'utf8');
+    const nameBytes = Buffer.from(name, 'utf8');
     if (nameBytes.length > LIMITS.nameMax) fail('file name longer than 255 bytes', e.path);
     if (e.type === 'hardlink') {
       const dirent: Dirent = { name: nameBytes, node: dir, link: true };
       pendingLinks.push({ dirent, target: e.linkTarget ?? '', path: e.path });
       dir.children!.push(dirent);
-      continue;
+      return undefined;
     }
     const node = makeNode(e, dir);
     if (e.type === 'directory') node.children = [];
-    byPath.set(e.path, node);
+    entries.push(e);
+    nodes.push(node);
     dir.children!.push({ name: nameBytes, node, link: false });
-  }
+    return node;
+  });
   const linkCount = new Map<CNode, number>();
+  const byEntry = new Map<Entry, CNode>();
+  if (pendingLinks.length > 0) entries.forEach((e, i) => byEntry.set(e, nodes[i]!));
   for (const link of pendingLinks) {
     const seen = new Set<string>([link.path]);
     let targetPath = link.target;
@@ -207,7 +229,7 @@ function buildNodes(tree: FileTree): CNode {
       targetPath = target.linkTarget ?? '';
       target = tree.get(targetPath);
     }
-    const node = byPath.get(targetPath);
+    const node = target === undefined ? undefined : byEntry.get(target);
     if (!target || !node || target.type === 'hardlink') fail(`hardlink target ${link.target} is not in the tree`, link.path);
     if (target!.type === 'directory') fail(`hardlink to the directory ${link.target}`, link.path);
     link.dirent.node = node!;
@@ -246,12 +268,13 @@ function rewriteNode(node: CNode, formatVersion: number): void {
       m.write(verity, 4, 'hex');
       metacopy = m;
     }
-    setXattr(node, 'trusted.overlay.metacopy', metacopy);
+    // Values made from the digest are identified by it (the layout then compares no bytes).
+    setXattr(node, 'trusted.overlay.metacopy', metacopy, verity);
     if (node.payload && node.payload.length > 0) {
       const redirect = Buffer.allocUnsafe(1 + node.payload.length);
       redirect[0] = 0x2f; // '/'
       node.payload.copy(redirect, 1);
-      setXattr(node, 'trusted.overlay.redirect', redirect);
+      setXattr(node, 'trusted.overlay.redirect', redirect, node.payloadFromVerity ? node.verity : undefined);
     }
   }
   if (type === S_IFCHR && node.rdev === 0) {

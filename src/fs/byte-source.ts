@@ -13,6 +13,8 @@ export interface Bytes {
   next(max: number): Promise<Buffer | null>;
   /** Exactly `n` bytes, or fewer when the input ends first. */
   readExact(n: number): Promise<Buffer>;
+  /** readExact whose bytes may be overwritten by the next call (a header parsed at once): no copy. */
+  readTransient(n: number): Promise<Buffer>;
   /** Skips up to `n` bytes; returns how many were there. */
   skip(n: number): Promise<number>;
   /** Goes to the end of the input, so that a check of the whole input completes (or throws). */
@@ -53,6 +55,11 @@ export class ByteSource implements Bytes {
 
   /** Exactly `n` bytes, or fewer when the input ends first. */
   async readExact(n: number): Promise<Buffer> {
+    return readExact(this, n);
+  }
+
+  /** Stream chunks are never reused: the same as readExact. */
+  async readTransient(n: number): Promise<Buffer> {
     return readExact(this, n);
   }
 
@@ -104,10 +111,8 @@ export class FileByteSource implements Bytes {
       return got === n ? out : out.subarray(0, got);
     }
     if (this.position < this.windowStart || this.position >= this.windowEnd) {
-      const got = readSync(this.fd, this.window, 0, Math.min(WINDOW, this.size - this.position), this.position);
-      if (got === 0) return null;
-      this.windowStart = this.position;
-      this.windowEnd = this.position + got;
+      this.fill(this.position);
+      if (this.windowEnd === this.position) return null;
     }
     const from = this.position - this.windowStart;
     const take = Math.min(n, this.windowEnd - this.position);
@@ -119,6 +124,37 @@ export class FileByteSource implements Bytes {
 
   async readExact(n: number): Promise<Buffer> {
     return readExact(this, n);
+  }
+
+  /** A view of the window, refilled from `position` unless it holds all `n` bytes already. */
+  async readTransient(n: number): Promise<Buffer> {
+    if (n > WINDOW) return readExact(this, n);
+    const end = Math.min(this.position + n, this.size);
+    if (this.position < this.windowStart || end > this.windowEnd) this.fill(this.position);
+    const from = this.position - this.windowStart;
+    const take = Math.max(0, Math.min(end, this.windowEnd) - this.position);
+    this.position += take;
+    return this.window.subarray(from, from + take);
+  }
+
+  /**
+   * `size` bytes at `offset` (already passed or not), copied out: from the window when it holds them
+   * (a small file's content right after the header just read), else read on their own.
+   */
+  readAt(offset: number, size: number): Buffer {
+    const out = Buffer.allocUnsafe(size);
+    if (offset >= this.windowStart && offset + size <= this.windowEnd) {
+      this.window.copy(out, 0, offset - this.windowStart, offset - this.windowStart + size);
+      return out;
+    }
+    const got = size === 0 ? 0 : readSync(this.fd, out, 0, size, offset);
+    return got === size ? out : out.subarray(0, got);
+  }
+
+  private fill(at: number): void {
+    const got = readSync(this.fd, this.window, 0, Math.min(WINDOW, this.size - at), at);
+    this.windowStart = at;
+    this.windowEnd = at + got;
   }
 
   async skip(n: number): Promise<number> {

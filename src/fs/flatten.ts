@@ -17,7 +17,6 @@
  * layer, its other names keep the content, as they would on a real filesystem: the first remaining name
  * becomes the file and the others link to it.
  */
-import { readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { LadingError } from '../errors.js';
 import { parseManifest } from '../oci/parse.js';
@@ -151,7 +150,7 @@ export class LayerApplier {
         }
         return;
       }
-      const entry = await this.entryFor(h, content, layer, where, file);
+      const entry = await this.entryFor(h, content, layer, where, file, input instanceof FileByteSource ? input : undefined);
       this.replace(entry);
       added.add(entry.path);
       for (let p = entry.path; p !== '';) {
@@ -162,7 +161,14 @@ export class LayerApplier {
     });
   }
 
-  private async entryFor(h: TarHeader, content: () => Readable, layer: Descriptor, where: string, file?: VerifiedFile): Promise<Entry> {
+  private async entryFor(
+    h: TarHeader,
+    content: () => Readable,
+    layer: Descriptor,
+    where: string,
+    file?: VerifiedFile,
+    source?: FileByteSource,
+  ): Promise<Entry> {
     if (h.path === '' && h.type !== 'directory') throw new LadingError('UNSAFE_PATH', `${where}: the root entry is not a directory`);
     const fields: Partial<Omit<Entry, 'path' | 'type'>> = {
       mode: h.mode,
@@ -182,7 +188,7 @@ export class LayerApplier {
       const keep = this.options.keepBytesUpTo;
       if (keep !== undefined && h.size <= keep) {
         // Read in place, the bytes are taken straight from the file: no stream for a few bytes.
-        const bytes = file === undefined ? await readAll(content(), h.size) : readRange(file, h.offset, h.size);
+        const bytes = source === undefined ? await readAll(content(), h.size) : readRange(source, h.offset, h.size);
         data = { kind: 'bytes', data: bytes };
         stream = () => Readable.from([bytes]);
       }
@@ -309,10 +315,9 @@ function walkOrder(a: string, b: string): number {
   return x.length - y.length;
 }
 
-function readRange(file: VerifiedFile, offset: number, size: number): Uint8Array {
-  const out = Buffer.allocUnsafe(size);
-  const got = size === 0 ? 0 : readSync(file.fd, out, 0, size, offset);
-  if (got !== size) throw new LadingError('INVALID_ARCHIVE', `a file's content is ${got} bytes, not ${size}`);
+function readRange(source: FileByteSource, offset: number, size: number): Uint8Array {
+  const out = source.readAt(offset, size);
+  if (out.length !== size) throw new LadingError('INVALID_ARCHIVE', `a file's content is ${out.length} bytes, not ${size}`);
   return out;
 }
 

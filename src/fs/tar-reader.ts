@@ -78,14 +78,14 @@ async function readEntries(src: Bytes, onEntry: (header: TarHeader, content: () 
 
   for (;;) {
     const at = src.position;
-    const block = await src.readExact(BLOCK);
+    const block = await src.readTransient(BLOCK); // only strings and numbers are taken from it
     if (block.length === 0) {
       if (pendingMeta()) throw truncated(`the archive ends after an extended header, before the entry it describes (after ${previous})`);
       return; // No end-of-archive blocks: accepted (see the module comment).
     }
     if (block.length < BLOCK) throw truncated(`the header at offset ${at} is cut short (after ${previous})`);
     if (isZeroBlock(block)) {
-      const second = await src.readExact(BLOCK);
+      const second = await src.readTransient(BLOCK);
       if (second.length === 0 || isZeroBlock(second)) {
         if (pendingMeta()) throw truncated(`the archive ends after an extended header, before the entry it describes (after ${previous})`);
         return;

@@ -217,6 +217,22 @@ export class FileTree {
     }
   }
 
+  /**
+   * Calls `fn` for every entry in walk order with its name and what `fn` returned for its directory
+   * (undefined for the root): lets a caller build a parallel structure without looking paths up.
+   */
+  visit<T>(fn: (entry: Entry, name: string, parent: T | undefined) => T): void {
+    const stack: { node: TreeNode; name: string; parent: T | undefined }[] = [{ node: this.rootNode, name: '', parent: undefined }];
+    while (stack.length > 0) {
+      const { node, name, parent } = stack.pop()!;
+      const result = fn(node.entry, name, parent);
+      if (node.children) {
+        const names = [...node.children.keys()].sort(compareNames);
+        for (let i = names.length - 1; i >= 0; i--) stack.push({ node: node.children.get(names[i]!)!, name: names[i]!, parent: result });
+      }
+    }
+  }
+
   private node(path: string): TreeNode | undefined {
     let node: TreeNode | undefined = this.rootNode;
     if (path === '') return node;
