@@ -174,8 +174,7 @@ function regularContent(node: CNode, e: Entry): void {
     node.content = e.content.data;
     return;
   }
-  if (e.verity !== undefined && !isVerityHex(e.verity))
-    fail(`fs-verity digest ${e.verity} is not 64 or 128 lowercase hex digits`, e.path);
+  if (e.verity !== undefined && !isVerityHex(e.verity)) fail(`fs-verity digest ${e.verity} is not 64 or 128 lowercase hex digits`, e.path);
   if (chunking(e.size).chunkCount > MAX_NONINLINE_CHUNKS) fail(`file of ${e.size} bytes is too large for a composefs image`, e.path);
   const payload = e.payload ?? (e.verity !== undefined ? objectPath(e.verity) : '');
   if (Buffer.byteLength(payload) >= LIMITS.pathMax) fail('payload is 4096 bytes or more', e.path);

@@ -23,6 +23,7 @@
  */
 import { LadingError } from '../errors.js';
 import { flattenLayers, resolveImageManifest } from '../fs/flatten.js';
+import { isUncompressedLayer } from '../fs/layer-stream.js';
 import type { TarHeader } from '../fs/tar-reader.js';
 import type { Entry, FileTree } from '../fs/tree.js';
 import type { Descriptor, ImageManifest, Platform } from '../oci/types.js';
@@ -89,6 +90,13 @@ export async function readImageTree(store: Store, desc: Descriptor, options: Rea
   const digests = new Map<string, Promise<string>>();
   // Layers read in place stay open until every range of them is hashed.
   const openFiles: VerifiedFile[] = [];
+  // The uncompressed layers are the ones read in place, where the workers can share out the work.
+  pool?.planLayers(
+    manifest.layers.flatMap((l) => {
+      const algorithm = l.digest.slice(0, l.digest.indexOf(':'));
+      return isUncompressedLayer(l.mediaType) && (algorithm === 'sha256' || algorithm === 'sha512') ? [{ size: l.size, algorithm }] : [];
+    }),
+  );
   let tree: FileTree;
   let failed = true;
   try {
@@ -127,7 +135,11 @@ export async function readImageTree(store: Store, desc: Descriptor, options: Rea
         if (keep) kept.set(key, Buffer.concat(parts));
       },
     });
-    await pool?.close();
+    // Layers read in place were not waited for (see flattenLayers' openFiles): their checks now.
+    const hashed = pool?.close();
+    hashed?.catch(() => undefined); // awaited below, after the checks: a failed check is the error to report
+    await Promise.all(openFiles.map((f) => f.verified));
+    await hashed;
     failed = false;
   } catch (e) {
     await pool?.abort();

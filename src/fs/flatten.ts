@@ -46,7 +46,9 @@ export interface FlattenOptions {
   keepBytesUpTo?: number;
   /**
    * Where given, layers read in place from local files are left open and added here for the caller
-   * to close, so `onFile` may hand their descriptor to work that outlives the flatten.
+   * to close, so `onFile` may hand their descriptor to work that outlives the flatten; and their
+   * checks are not waited for (the next layer is parsed while workers still hash this one): the
+   * caller must await every file's `verified` before it trusts the tree or anything made from it.
    */
   openFiles?: VerifiedFile[];
   /** Hashes layers read in place (default: the shared hashing workers of src/oci/file-digest-pool.ts). */
@@ -58,7 +60,10 @@ const WHITEOUT = '.wh.';
 /** aufs metadata (`.wh..wh.plnk/`, `.wh..wh.aufs`): skipped with everything under it, as Docker does. */
 const AUFS = '.wh..wh.';
 
-/** Applies `layers` (bottom first) into a new tree. Each layer's bytes are checked against its descriptor. */
+/**
+ * Applies `layers` (bottom first) into a new tree. Each layer's bytes are checked against its
+ * descriptor: before the next layer is read, or, with `openFiles`, by the caller (see there).
+ */
 export async function flattenLayers(store: Store, layers: readonly Descriptor[], options: FlattenOptions = {}): Promise<FileTree> {
   const applier = new LayerApplier(new FileTree(), options);
   for (const layer of layers) {
@@ -66,7 +71,15 @@ export async function flattenLayers(store: Store, layers: readonly Descriptor[],
     let failed = false;
     try {
       if ('stream' in input) await applier.apply(input.stream, layer);
-      else await applier.apply(new FileByteSource(input.file.fd, input.file.size, () => input.file.verified), layer, input.file);
+      else {
+        const { file } = input;
+        // At the end of the tar the hasher hears that no more ranges come (it may wait for that).
+        const atEnd = () => {
+          file.readerDone();
+          return options.openFiles === undefined ? file.verified : Promise.resolve();
+        };
+        await applier.apply(new FileByteSource(file.fd, file.size, atEnd), layer, file);
+      }
     } catch (e) {
       failed = true;
       throw layerReadError(e, `layer ${layer.digest} in ${store.name}`);

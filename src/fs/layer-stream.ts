@@ -43,6 +43,11 @@ export function layerCompression(mediaType: string): LayerCompression {
   return kind;
 }
 
+/** Whether `mediaType` is a layer stored as a plain tar (what can be read in place). Never throws. */
+export function isUncompressedLayer(mediaType: string): boolean {
+  return BY_MEDIA_TYPE[mediaType] === 'none';
+}
+
 /** The layer's uncompressed tar stream; it errors instead of ending if the blob does not match `desc`. */
 export async function openLayerStream(store: Store, desc: Descriptor): Promise<Readable> {
   const kind = layerCompression(desc.mediaType);

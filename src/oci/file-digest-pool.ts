@@ -20,6 +20,11 @@ export interface HashJob {
   result: Promise<{ hex: string; bytes: number }>;
   /** Asks the worker to stop reading (the result then covers fewer bytes). */
   cancel(): void;
+  /**
+   * The caller has handed over every range of the file it will (verity-pool.ts hashes a layer in
+   * the same pass as the files in it, and can finish the layer only then). Absent: nothing to say.
+   */
+  inputDone?(): void;
 }
 
 interface Slot {

@@ -42,6 +42,8 @@ export interface VerifiedFile {
   readonly verified: Promise<void>;
   /** Closes the file once the worker is done with it (stopping the worker first when `abandon`). */
   close(abandon?: boolean): Promise<void>;
+  /** The reader has reached the end: a hasher that waits for every range of the file can finish. */
+  readerDone(): void;
 }
 
 /**
@@ -76,6 +78,7 @@ export async function openVerifiedFileAt(
     fd: fh.fd,
     size,
     verified,
+    readerDone: () => job.inputDone?.(),
     close(abandon = false) {
       if (abandon) job.cancel();
       closing ??= job.result.then(

@@ -1,9 +1,13 @@
 /**
  * The worker side of VerityPool (verity-pool.ts): receives batches of file bytes (transferred, not
- * copied) with the segments that say which file each range belongs to, or batches of ranges of open
- * local files to read itself; hashes them with FsVerityHasher, and answers each batch with the
- * digests of the files it completed. An error (a read failing) ends the worker: the pool rejects.
+ * copied) with the segments that say which file each range belongs to, batches of ranges of open
+ * local files to read itself, or the spans of a layer it owns (read once, in order: the layer's own
+ * digest and the fs-verity digests of the files given with each span, from the same bytes); hashes
+ * them, and answers each message with the digests it completed. An error (a read failing) ends the
+ * worker: the pool rejects.
  */
+import { createHash, type Hash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { DigestAlgorithm } from '../oci/digest.js';
 import { digestRange } from '../oci/fd-range.js';
@@ -31,7 +35,34 @@ export interface DigestJob extends Range {
   algorithm: DigestAlgorithm;
 }
 
-export type BatchMessage = { buffer: ArrayBuffer; segments: Segment[] } | { ranges: Range[] } | { digest: DigestJob };
+/** A layer this worker owns from now on: it will get the layer's spans, in order, then its end. */
+export interface LayerOpen {
+  layer: number;
+  fd: number;
+  size: number;
+  algorithm: DigestAlgorithm;
+}
+
+/** The layer's bytes up to `upTo` (from where the last span ended); `ranges` (within them, in order) are files to hash too. */
+export interface LayerSpan {
+  layer: number;
+  upTo: number;
+  ranges: Range[];
+}
+
+/** The rest of the layer: answer [id, `hex:bytes`] with its digest and how many bytes there were. */
+export interface LayerEnd {
+  layer: number;
+  id: number;
+}
+
+export type BatchMessage =
+  | { buffer: ArrayBuffer; segments: Segment[] }
+  | { ranges: Range[] }
+  | { digest: DigestJob }
+  | { open: LayerOpen }
+  | { span: LayerSpan }
+  | { end: LayerEnd };
 
 export interface ResultMessage {
   /** The batch's buffer, handed back to be filled again (fresh pages cost a fault each). */
@@ -53,6 +84,71 @@ function hashRanges(ranges: Range[]): void {
   parentPort!.postMessage(reply);
 }
 
+interface OwnedLayer {
+  fd: number;
+  size: number;
+  /** Where the next span starts (every byte before it is hashed). */
+  pos: number;
+  hash: Hash;
+}
+
+const layers = new Map<number, OwnedLayer>();
+
+/**
+ * Reads the layer from where it stopped up to `upTo`: every byte goes into the layer's digest, and the
+ * bytes of each range into that file's fs-verity hasher while they are in the buffer.
+ */
+function advance(layer: OwnedLayer, upTo: number, ranges: Range[]): [number, string][] {
+  const digests: [number, string][] = [];
+  let next = 0;
+  let file: FsVerityHasher | undefined;
+  while (layer.pos < upTo) {
+    const n = readSync(layer.fd, readBuffer, 0, Math.min(readBuffer.length, upTo - layer.pos), layer.pos);
+    if (n === 0) break;
+    const chunk = readBuffer.subarray(0, n);
+    const chunkStart = layer.pos;
+    const chunkEnd = chunkStart + n;
+    layer.hash.update(chunk);
+    let at = chunkStart;
+    while (next < ranges.length) {
+      const r = ranges[next]!;
+      if (r.start >= chunkEnd) break;
+      file ??= new FsVerityHasher(algorithm);
+      const from = Math.max(at, r.start);
+      const to = Math.min(chunkEnd, r.start + r.length);
+      file.update(chunk.subarray(from - chunkStart, to - chunkStart));
+      at = to;
+      if (to < r.start + r.length) break; // the file goes on in the next chunk
+      digests.push([r.id, file.digest().toString('hex')]);
+      file = undefined;
+      next++;
+    }
+    layer.pos = chunkEnd;
+  }
+  if (next < ranges.length) {
+    const r = ranges[next]!;
+    throw new Error(`the file ends before the end of a ${r.length}-byte range at ${r.start}`);
+  }
+  return digests;
+}
+
+function layerMessage(msg: { open: LayerOpen } | { span: LayerSpan } | { end: LayerEnd }): void {
+  if ('open' in msg) {
+    const { layer, fd, size, algorithm: alg } = msg.open;
+    layers.set(layer, { fd, size, pos: 0, hash: createHash(alg) });
+    return;
+  }
+  if ('span' in msg) {
+    const digests = advance(layers.get(msg.span.layer)!, msg.span.upTo, msg.span.ranges);
+    parentPort!.postMessage({ digests } satisfies ResultMessage);
+    return;
+  }
+  const layer = layers.get(msg.end.layer)!;
+  advance(layer, layer.size, []);
+  layers.delete(msg.end.layer);
+  parentPort!.postMessage({ digests: [[msg.end.id, `${layer.hash.digest('hex')}:${layer.pos}`]] } satisfies ResultMessage);
+}
+
 /** Replies [id, `hex:bytes`]: the pool splits it (a short read shows as fewer bytes). */
 function hashDigest(job: DigestJob): void {
   const { hex, bytes } = digestRange(job.fd, job.algorithm, job.start, job.length, readBuffer);
@@ -61,6 +157,10 @@ function hashDigest(job: DigestJob): void {
 }
 
 parentPort!.on('message', (msg: BatchMessage) => {
+  if ('open' in msg || 'span' in msg || 'end' in msg) {
+    layerMessage(msg);
+    return;
+  }
   if ('digest' in msg) {
     hashDigest(msg.digest);
     return;

@@ -98,9 +98,15 @@ describe('lading composefs digest, dump and export', () => {
 
   it('reads uncompressed layers in place (workers hash the file): same digest as gzip, a corrupt layer refused', async () => {
     const dir = await tempDir();
+    // Past the first 4 MiB (hashed inline) files go to the workers: to a layer's owner, hashed from the
+    // bytes it reads for the layer digest (some across its 256 KiB reads), or to the other worker.
+    const many: Spec = {};
+    for (let i = 0; i < 60; i++) many[`usr/share/m${i}`] = bytes(90_000 + i * 7919, 100 + i);
     const lower: Spec = {
       ...BASE,
+      ...many,
       'usr/bin/big': bytes(3 << 20, 3),
+      'usr/lib/big2': bytes((5 << 20) + 1, 8),
       'usr/bin/gone': bytes(500, 4),
       'usr/bin/tiny': 'x',
       'etc/conf': bytes(65, 5),
@@ -108,6 +114,7 @@ describe('lading composefs digest, dump and export', () => {
     const upper: Spec = {
       'usr/bin/.wh.gone': '',
       'usr/bin/new': bytes(70_000, 6),
+      'usr/bin/new2': bytes(2 << 20, 9),
       'etc/small': bytes(64, 7),
       'usr/lib': { type: 'directory' },
     };
