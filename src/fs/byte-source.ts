@@ -17,6 +17,8 @@ export interface Bytes {
   readTransient(n: number): Promise<Buffer>;
   /** Skips up to `n` bytes; returns how many were there. */
   skip(n: number): Promise<number>;
+  /** skip without waiting, where the source can (a local file: it only moves the position). */
+  skipNow?(n: number): number;
   /** Goes to the end of the input, so that a check of the whole input completes (or throws). */
   drain(): Promise<void>;
 }
@@ -158,6 +160,10 @@ export class FileByteSource implements Bytes {
   }
 
   async skip(n: number): Promise<number> {
+    return this.skipNow(n);
+  }
+
+  skipNow(n: number): number {
     const got = Math.max(0, Math.min(n, this.size - this.position));
     this.position += got;
     return got;

@@ -230,6 +230,9 @@ export class LayerApplier {
 
   /** Refuses a path whose parent passes through a symlink (the tree's own check refuses other non-directories). */
   private checkParents(path: string, where: string): void {
+    // A directory can only be in the tree under directories: when the parent is one, all are.
+    const slash = path.lastIndexOf('/');
+    if (slash < 0 || this.tree.get(path.slice(0, slash))?.type === 'directory') return;
     let i = path.indexOf('/');
     while (i >= 0) {
       const prefix = path.slice(0, i);

@@ -101,7 +101,8 @@ async function readEntries(src: Bytes, onEntry: (header: TarHeader, content: () 
         throw invalid(`an extended header of ${headerSize} bytes at offset ${at} is over the ${MAX_META}-byte limit`);
       const data = await src.readExact(headerSize);
       if (data.length < headerSize) throw truncated(`the extended header at offset ${at} is cut short (after ${previous})`);
-      await skipPadding(src, headerSize, false, previous);
+      const padded = skipPadding(src, headerSize, false, previous);
+      if (padded !== undefined) await padded;
       if (typeflag === 'x') local = parsePax(data, at);
       else if (typeflag === 'g') global = mergeRecords(global, parsePax(data, at));
       else if (typeflag === 'L') longName = cString(data);
@@ -123,7 +124,8 @@ async function readEntries(src: Bytes, onEntry: (header: TarHeader, content: () 
     } else {
       await deliver(src, header, contentSize, onEntry);
     }
-    await skipPadding(src, contentSize, true, previous);
+    const padded = skipPadding(src, contentSize, true, previous);
+    if (padded !== undefined) await padded;
   }
 }
 
@@ -166,23 +168,36 @@ async function deliver(
     return stream;
   };
   await onEntry(header, open);
-  await busy;
+  if (content !== undefined) await busy; // nothing to wait for when nobody opened the content
   detached = true;
   if (content !== undefined && !content.readableEnded && !content.destroyed) content.destroy();
-  await skipContent(src, remaining, header.rawName, size);
+  const skipped = skipContent(src, remaining, header.rawName, size);
+  if (skipped !== undefined) await skipped;
 }
 
-async function skipContent(src: Bytes, remaining: number, name: string, size = remaining): Promise<void> {
-  const got = await src.skip(remaining);
-  if (got < remaining) throw truncated(`the content of ${name} is cut short: ${size - remaining + got} of ${size} bytes`);
+/**
+ * Skips what is left of an entry's content. Synchronous where the source can skip at once (a file
+ * read in place: no promise per entry), else a promise.
+ */
+function skipContent(src: Bytes, remaining: number, name: string, size = remaining): Promise<void> | undefined {
+  const check = (got: number) => {
+    if (got < remaining) throw truncated(`the content of ${name} is cut short: ${size - remaining + got} of ${size} bytes`);
+  };
+  if (src.skipNow === undefined) return src.skip(remaining).then(check);
+  check(src.skipNow(remaining));
+  return undefined;
 }
 
-/** Skips the padding after content; at the very end of the input a missing padding is accepted. */
-async function skipPadding(src: Bytes, size: number, lenient: boolean, previous: string): Promise<void> {
+/** Skips the padding after content; at the very end of the input a missing padding is accepted. Synchronous like skipContent. */
+function skipPadding(src: Bytes, size: number, lenient: boolean, previous: string): Promise<void> | undefined {
   const pad = padding(size);
-  if (pad === 0) return;
-  const got = await src.skip(pad);
-  if (got < pad && !lenient) throw truncated(`the archive is cut short after ${previous}`);
+  if (pad === 0) return undefined;
+  const check = (got: number) => {
+    if (got < pad && !lenient) throw truncated(`the archive is cut short after ${previous}`);
+  };
+  if (src.skipNow === undefined) return src.skip(pad).then(check);
+  check(src.skipNow(pad));
+  return undefined;
 }
 
 function contentCut(header: TarHeader, size: number, remaining: number): string {

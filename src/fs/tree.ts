@@ -100,6 +100,7 @@ export function compareNames(a: string, b: string): number {
  * no empty or '.' components, no trailing '/'. A '..' component is refused (path traversal), as is a NUL.
  */
 export function normalizePath(input: string): string {
+  if (isTreeForm(input)) return input; // what real layers hold: checked without splitting
   if (input.includes('\0')) throw new LadingError('UNSAFE_PATH', `path contains a NUL byte: ${JSON.stringify(input)}`);
   const parts: string[] = [];
   for (const part of input.split('/')) {
@@ -108,6 +109,20 @@ export function normalizePath(input: string): string {
     parts.push(part);
   }
   return parts.join('/');
+}
+
+/** No NUL, no empty, '.' or '..' component, no leading or trailing '/'. */
+function isTreeForm(path: string): boolean {
+  let start = 0; // of the current component
+  for (let i = 0; i <= path.length; i++) {
+    const c = i < path.length ? path.charCodeAt(i) : 0x2f;
+    if (c === 0) return false;
+    if (c !== 0x2f) continue;
+    const len = i - start;
+    if (len === 0 || (path.charCodeAt(start) === 0x2e && (len === 1 || (len === 2 && path.charCodeAt(start + 1) === 0x2e)))) return false;
+    start = i + 1;
+  }
+  return path.length > 0;
 }
 
 export function parentOf(path: string): string {
@@ -133,6 +148,11 @@ interface TreeNode {
 export class FileTree {
   private readonly rootNode: TreeNode;
   private count = 1;
+  /**
+   * The directory most recently looked up by path: a layer lists a directory's entries one after
+   * another, so most lookups ask for it again. Dropped whenever anything is removed.
+   */
+  private lastDir: { path: string; node: TreeNode } | undefined;
 
   constructor(root: Partial<Omit<Entry, 'path' | 'type'>> = {}) {
     this.rootNode = { entry: makeEntry('', 'directory', root), children: new Map() };
@@ -171,6 +191,7 @@ export class FileTree {
         return;
       }
       this.count -= countNodes(existing);
+      this.lastDir = undefined;
     }
     parent.children!.set(name, entry.type === 'directory' ? { entry, children: new Map() } : { entry });
     this.count += 1;
@@ -185,6 +206,7 @@ export class FileTree {
     if (!node) return false;
     parent!.children!.delete(name);
     this.count -= countNodes(node);
+    this.lastDir = undefined;
     return true;
   }
 
@@ -194,6 +216,7 @@ export class FileTree {
     if (!node?.children) return;
     for (const child of node.children.values()) this.count -= countNodes(child);
     node.children.clear();
+    this.lastDir = undefined;
   }
 
   /** Names directly under the directory `path`, in byte order; undefined if it is not a directory. */
@@ -236,16 +259,27 @@ export class FileTree {
   private node(path: string): TreeNode | undefined {
     let node: TreeNode | undefined = this.rootNode;
     if (path === '') return node;
+    const last = this.lastDir;
+    if (last !== undefined) {
+      if (path === last.path) return last.node;
+      // A child of the cached directory: one map lookup.
+      if (path.length > last.path.length && path.startsWith(last.path) && path.charCodeAt(last.path.length) === 0x2f) {
+        const rest = path.slice(last.path.length + 1);
+        if (!rest.includes('/')) return last.node.children?.get(rest);
+      }
+    }
     for (const part of path.split('/')) {
       node = node.children?.get(part);
       if (!node) return undefined;
     }
+    if (node.children) this.lastDir = { path, node };
     return node;
   }
 
   private ensureDirectory(path: string, defaults: Partial<Omit<Entry, 'path' | 'type'>>): TreeNode {
     let node = this.rootNode;
     if (path === '') return node;
+    if (this.lastDir?.path === path) return this.lastDir.node;
     let sofar = '';
     for (const part of path.split('/')) {
       sofar = sofar === '' ? part : `${sofar}/${part}`;
@@ -259,6 +293,7 @@ export class FileTree {
       }
       node = next;
     }
+    this.lastDir = { path, node };
     return node;
   }
 }
