@@ -175,7 +175,9 @@ function regularContent(node: CNode, e: Entry): void {
     return;
   }
   if (e.verity !== undefined && !isVerityHex(e.verity)) fail(`fs-verity digest ${e.verity} is not 64 or 128 lowercase hex digits`, e.path);
-  if (chunking(e.size).chunkCount > MAX_NONINLINE_CHUNKS) fail(`file of ${e.size} bytes is too large for a composefs image`, e.path);
+  // One chunk holds up to 2^(12 + 31) bytes: only larger files need counting.
+  if (e.size > 2 ** (BLOCK_BITS + CHUNK_FORMAT_BLKBITS_MASK) && chunking(e.size).chunkCount > MAX_NONINLINE_CHUNKS)
+    fail(`file of ${e.size} bytes is too large for a composefs image`, e.path);
   const payload = e.payload ?? (e.verity !== undefined ? objectPath(e.verity) : '');
   if (Buffer.byteLength(payload) >= LIMITS.pathMax) fail('payload is 4096 bytes or more', e.path);
   if (payload !== '') node.payload = Buffer.from(payload, 'utf8');

@@ -71,6 +71,21 @@ export interface ImageTree {
 /** Policy files larger than this are refused (a real file_contexts is a few hundred KiB). */
 const MAX_KEPT = 64 * 1024 * 1024;
 
+/** Values by where a file's bytes are in the image (layer digest, offset): no key string per file. */
+class ByPlace<T> {
+  private readonly layers = new Map<string, Map<number, T>>();
+
+  set(layer: string, offset: number, value: T): void {
+    let byOffset = this.layers.get(layer);
+    if (byOffset === undefined) this.layers.set(layer, (byOffset = new Map()));
+    byOffset.set(offset, value);
+  }
+
+  get(layer: string, offset: number): T | undefined {
+    return this.layers.get(layer)?.get(offset);
+  }
+}
+
 /** Yields `content`'s chunks, showing each to `see` first. */
 async function* observed(content: AsyncIterable<unknown>, see: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array> {
   for await (const chunk of content) {
@@ -87,7 +102,7 @@ export async function readImageTree(store: Store, desc: Descriptor, options: Rea
   const tap = options.tap;
   const kept = new Map<string, Uint8Array>();
   // Digests arrive after the layers are read (hashed on another core): by where the bytes were.
-  const digests = new Map<string, Promise<string>>();
+  const digests = new ByPlace<Promise<string>>();
   // Layers read in place stay open until every range of them is hashed.
   const openFiles: VerifiedFile[] = [];
   // The uncompressed layers are the ones read in place, where the workers can share out the work.
@@ -113,7 +128,7 @@ export async function readImageTree(store: Store, desc: Descriptor, options: Rea
         }
         if (pool !== undefined && file !== undefined && watch === undefined && !keep && header.size > INLINE_MAX) {
           // The bytes lie in a local file: the pool's workers read them there, the main thread never does.
-          digests.set(`${layer.digest}@${header.offset}`, pool.submitRange(file.fd, header.offset, header.size).digest);
+          digests.set(layer.digest, header.offset, pool.submitRange(file.fd, header.offset, header.size).digest);
           return;
         }
         if (header.size <= INLINE_MAX && watch === undefined) return; // held inline: flatten kept the bytes
@@ -130,9 +145,8 @@ export async function readImageTree(store: Store, desc: Descriptor, options: Rea
           return;
         }
         const { digest } = await sink(chunks, header);
-        const key = `${layer.digest}@${header.offset}`;
-        digests.set(key, digest);
-        if (keep) kept.set(key, Buffer.concat(parts));
+        digests.set(layer.digest, header.offset, digest);
+        if (keep) kept.set(`${layer.digest}@${header.offset}`, Buffer.concat(parts));
       },
     });
     // Layers read in place were not waited for (see flattenLayers' openFiles): their checks now.
@@ -149,7 +163,7 @@ export async function readImageTree(store: Store, desc: Descriptor, options: Rea
   }
   for (const e of tree.walk()) {
     if (e.type !== 'file' || e.content?.kind !== 'layer') continue;
-    const digest = digests.get(`${e.content.layer}@${e.content.offset}`);
+    const digest = digests.get(e.content.layer, e.content.offset);
     if (digest !== undefined) e.verity = await digest;
   }
   const read: ReadEntry = (e) => {
