@@ -137,7 +137,10 @@ interface OwnedLayer {
 }
 
 class WorkerPool implements VerityPool {
-  /** Streamed bytes go to the first worker (it keeps each file's hasher between batches); ranges to all in turn. */
+  /**
+   * Streamed bytes go to the first worker (it keeps each file's hasher between batches); layers and
+   * ranges to whichever the plan or the queued work says.
+   */
   private readonly workers: Worker[] = [];
   private batch: Buffer = Buffer.allocUnsafeSlow(BATCH);
   private readonly free: Buffer[] = [];
@@ -219,7 +222,7 @@ class WorkerPool implements VerityPool {
     this.workers[index]!.postMessage(msg, transfer);
   }
 
-  /** The worker that would be done first with `cost` more: the one with the least queued. */
+  /** The worker (other than `except`) with the least work queued; -1 when there is none. */
   private leastLoaded(except?: number): number {
     let best = -1;
     for (let i = 0; i < this.workers.length; i++) if (i !== except && (best < 0 || this.load[i]! < this.load[best]!)) best = i;
