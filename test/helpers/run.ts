@@ -30,7 +30,8 @@ export function run(
     child.stdout!.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    // A child killed by a signal has no exit code: say which signal, for the failure message.
+    child.on('close', (code, signal) => resolve({ code, stdout, stderr: code === null ? `${stderr}(killed by ${signal})` : stderr }));
     if (child.stdin !== null) {
       // A child that exits before reading its stdin closes the pipe: that is its business, not a test failure.
       child.stdin.on('error', (err: NodeJS.ErrnoException) => {
