@@ -6,13 +6,12 @@
  * them, and answers each message with the digests it completed. An error (a read failing) ends the
  * worker: the pool rejects.
  */
-import { createHash, type Hash } from 'node:crypto';
-import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { DigestAlgorithm } from '../oci/digest.js';
 import { digestRange } from '../oci/fd-range.js';
 import { FsVerityHasher, type VerityAlgorithm, verityOfRange } from './fsverity.js';
 import { lowerThreadPriority } from '../oci/background-thread.js';
+import { LayerPass } from './layer-pass.js';
 
 export interface Segment {
   id: number;
@@ -84,69 +83,22 @@ function hashRanges(ranges: Range[]): void {
   parentPort!.postMessage(reply);
 }
 
-interface OwnedLayer {
-  fd: number;
-  size: number;
-  /** Where the next span starts (every byte before it is hashed). */
-  pos: number;
-  hash: Hash;
-}
-
-const layers = new Map<number, OwnedLayer>();
-
-/**
- * Reads the layer from where it stopped up to `upTo`: every byte goes into the layer's digest, and the
- * bytes of each range into that file's fs-verity hasher while they are in the buffer.
- */
-function advance(layer: OwnedLayer, upTo: number, ranges: Range[]): [number, string][] {
-  const digests: [number, string][] = [];
-  let next = 0;
-  let file: FsVerityHasher | undefined;
-  while (layer.pos < upTo) {
-    const n = readSync(layer.fd, readBuffer, 0, Math.min(readBuffer.length, upTo - layer.pos), layer.pos);
-    if (n === 0) break;
-    const chunk = readBuffer.subarray(0, n);
-    const chunkStart = layer.pos;
-    const chunkEnd = chunkStart + n;
-    layer.hash.update(chunk);
-    let at = chunkStart;
-    while (next < ranges.length) {
-      const r = ranges[next]!;
-      if (r.start >= chunkEnd) break;
-      file ??= new FsVerityHasher(algorithm);
-      const from = Math.max(at, r.start);
-      const to = Math.min(chunkEnd, r.start + r.length);
-      file.update(chunk.subarray(from - chunkStart, to - chunkStart));
-      at = to;
-      if (to < r.start + r.length) break; // the file goes on in the next chunk
-      digests.push([r.id, file.digest().toString('hex')]);
-      file = undefined;
-      next++;
-    }
-    layer.pos = chunkEnd;
-  }
-  if (next < ranges.length) {
-    const r = ranges[next]!;
-    throw new Error(`the file ends before the end of a ${r.length}-byte range at ${r.start}`);
-  }
-  return digests;
-}
+const layers = new Map<number, LayerPass>();
 
 function layerMessage(msg: { open: LayerOpen } | { span: LayerSpan } | { end: LayerEnd }): void {
   if ('open' in msg) {
     const { layer, fd, size, algorithm: alg } = msg.open;
-    layers.set(layer, { fd, size, pos: 0, hash: createHash(alg) });
+    layers.set(layer, new LayerPass(fd, size, alg, algorithm, readBuffer));
     return;
   }
   if ('span' in msg) {
-    const digests = advance(layers.get(msg.span.layer)!, msg.span.upTo, msg.span.ranges);
+    const digests = layers.get(msg.span.layer)!.advance(msg.span.upTo, msg.span.ranges);
     parentPort!.postMessage({ digests } satisfies ResultMessage);
     return;
   }
-  const layer = layers.get(msg.end.layer)!;
-  advance(layer, layer.size, []);
+  const { hex, bytes } = layers.get(msg.end.layer)!.finish();
   layers.delete(msg.end.layer);
-  parentPort!.postMessage({ digests: [[msg.end.id, `${layer.hash.digest('hex')}:${layer.pos}`]] } satisfies ResultMessage);
+  parentPort!.postMessage({ digests: [[msg.end.id, `${hex}:${bytes}`]] } satisfies ResultMessage);
 }
 
 /** Replies [id, `hex:bytes`]: the pool splits it (a short read shows as fewer bytes). */
