@@ -100,17 +100,11 @@ export async function bootableDigests(
   const out = new Map<string, string>();
   const algorithms = [...new Set(kargs.map((k) => k.algorithm))].sort((a, b) => (a === 'sha512' ? -1 : b === 'sha512' ? 1 : 0));
   for (const algorithm of algorithms) {
-    for (const k of kargs) {
-      if (k.version === 2) {
-        throw new LadingError(
-          'UNSUPPORTED_TREE',
-          `${k.text} names a format version 2 digest (composefs-rs's legacy format), which Lading does not compute; version 1 digests (composefs.digest=v1-…) can be checked`,
-        );
-      }
-    }
     const image = algorithm === 'sha512' ? first : await reread(algorithm);
     composefsTree(image, { bootable: true });
-    out.set(kargKind({ version: 1, algorithm }), erofsOf(image.tree, 1, algorithm).digest);
+    // Each format version the UKIs name (composefs-rs's legacy V2 too), or 1 alone.
+    const versions = new Set<1 | 2>([1, ...kargs.filter((k) => k.algorithm === algorithm).map((k) => k.version)]);
+    for (const version of versions) out.set(kargKind({ version, algorithm }), erofsOf(image.tree, version, algorithm).digest);
   }
   return out;
 }

@@ -116,14 +116,6 @@ export async function prepareSeal(src: Store, desc: Descriptor, options: SealOpt
     }
     const size = (await stat(snapshot)).size;
     const { kargs } = ukiCmdline(await readPeFile(snapshot, wantCmdline), options.uki);
-    for (const k of kargs) {
-      if (k.version === 2) {
-        throw new LadingError(
-          'UNSUPPORTED_TREE',
-          `${options.uki}: ${k.text} names a format version 2 digest (composefs-rs's legacy format), which Lading does not compute`,
-        );
-      }
-    }
     const platform = options.platform === undefined ? {} : { platform: options.platform };
     const algorithms = [...new Set(kargs.map((k) => k.algorithm))];
     const annotations: Record<string, string> = {};
@@ -147,6 +139,10 @@ export async function prepareSeal(src: Store, desc: Descriptor, options: SealOpt
       const digest = erofsOf(image.tree, 1, algorithm).digest;
       annotations[`composefs.merged.bootable.${kind}`] = digest;
       bootable.set(kargKind({ version: 1, algorithm }), digest);
+      // A UKI may name composefs-rs's legacy V2 digest instead; the annotations keep to V1 (the spec's).
+      if (kargs.some((k) => k.algorithm === algorithm && k.version === 2)) {
+        bootable.set(kargKind({ version: 2, algorithm }), erofsOf(image.tree, 2, algorithm).digest);
+      }
     }
     const checked: KargCheck[] = kargs.map((k) => {
       const expected = bootable.get(kargKind(k))!;

@@ -60,11 +60,8 @@ export function parseVerityAlgorithm(value: string, flag = '--algorithm'): Verit
 }
 
 function parseVersion(value: string): FormatVersion {
-  if (value === '2') {
-    throw new LadingError('USAGE', '--format-version 2 (composefs-rs legacy) is not supported: use 1 (bootc and cfsctl default) or 0');
-  }
-  if (value !== '0' && value !== '1') throw new LadingError('USAGE', `--format-version must be 0 or 1, not ${value}`);
-  return value === '0' ? 0 : 1;
+  if (value !== '0' && value !== '1' && value !== '2') throw new LadingError('USAGE', `--format-version must be 0, 1 or 2, not ${value}`);
+  return Number(value) as FormatVersion;
 }
 
 function composefsOptions(cmd: Command, withVersion: boolean): Command {
@@ -72,7 +69,12 @@ function composefsOptions(cmd: Command, withVersion: boolean): Command {
     .option('--bootable', 'the boot variant: /boot and /sysroot emptied, SELinux labels from the image policy (what a sealed UKI names)')
     .option('--algorithm <alg>', 'fs-verity hash of files and image: sha256 or sha512 (bootc uses sha512)', 'sha512')
     .option('--platform <os/arch[/variant]>', 'for an index: the image for this platform (default: this machine)');
-  if (withVersion) cmd.option('--format-version <v>', 'composefs EROFS format: 1 (cfsctl and bootc) or 0 (mkcomposefs default)', '1');
+  if (withVersion)
+    cmd.option(
+      '--format-version <v>',
+      'composefs EROFS format: 1 (cfsctl and bootc), 0 (mkcomposefs default) or 2 (composefs-rs legacy)',
+      '1',
+    );
   return addRegistryFlags(cmd);
 }
 

@@ -24,11 +24,11 @@ function parseAlgorithm(value: string): VerityAlgorithm {
   return value;
 }
 
-function parseFormatVersion(value: string): 0 | 1 {
-  if (value !== '0' && value !== '1') {
-    throw new LadingError('USAGE', `--format-version must be 0 or 1, not ${value} (mkcomposefs writes only these)`);
+function parseFormatVersion(value: string): 0 | 1 | 2 {
+  if (value !== '0' && value !== '1' && value !== '2') {
+    throw new LadingError('USAGE', `--format-version must be 0, 1 (mkcomposefs's) or 2 (composefs-rs legacy), not ${value}`);
   }
-  return value === '0' ? 0 : 1;
+  return Number(value) as 0 | 1 | 2;
 }
 
 export function registerVerityCommands(program: Command): void {
@@ -66,7 +66,7 @@ export function registerVerityCommands(program: Command): void {
     .description('write the composefs EROFS image of a dump file, byte for byte as mkcomposefs --from-file')
     .argument('<out>', 'image file to write (- for standard output)')
     .requiredOption('--from-dump <dump>', 'composefs-dump(5) file (- for standard input; .gz is unpacked)')
-    .option('--format-version <v>', '0 or 1 (default: 0, raised to 1 when the tree has a whiteout)')
+    .option('--format-version <v>', '0 or 1 (default: 0, raised to 1 when the tree has a whiteout), or composefs-rs legacy 2')
     .option(
       '--strict',
       "refuse what mkcomposefs's CFS_PARSE_STRICT refuses (missing final newline, RDEV on non-devices, symlink SIZE mismatch)",

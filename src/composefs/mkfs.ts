@@ -10,6 +10,7 @@ import { fsError, LadingError } from '../errors.js';
 import type { FileTree } from '../fs/tree.js';
 import { FsVerityHasher } from '../verity/fsverity.js';
 import { parseDump } from './dump.js';
+import { composefsImageV2 } from './erofs-v2.js';
 import { composefsImage, minimumFormatVersion } from './erofs-writer.js';
 
 export interface ReadDumpOptions {
@@ -53,14 +54,14 @@ export async function writeFileAtomically(path: string, data: Uint8Array): Promi
 }
 
 export interface MkfsOptions {
-  /** 0 or 1. Default: 0, raised to 1 when the tree holds a whiteout (mkcomposefs's default). */
-  formatVersion?: 0 | 1;
+  /** 0 or 1 (default: 0, raised to 1 when the tree holds a whiteout, as mkcomposefs does), or 2 (composefs-rs legacy). */
+  formatVersion?: 0 | 1 | 2;
   strict?: boolean;
 }
 
 export interface MkfsResult {
   path: string;
-  formatVersion: 0 | 1;
+  formatVersion: 0 | 1 | 2;
   bytes: number;
   /** Plain SHA-256 of the image file (what composefs's test vectors list). */
   sha256: string;
@@ -72,7 +73,7 @@ export interface MkfsResult {
 export async function mkfsFromDump(dump: string, out: string, options: MkfsOptions = {}): Promise<MkfsResult> {
   const tree = await readDumpFile(dump, options.strict === undefined ? {} : { strict: options.strict });
   const formatVersion = options.formatVersion ?? minimumFormatVersion(tree);
-  const image = composefsImage(tree, { formatVersion });
+  const image = formatVersion === 2 ? composefsImageV2(tree) : composefsImage(tree, { formatVersion });
   if (out === '-') {
     await new Promise<void>((resolve, reject) => process.stdout.write(image, (e) => (e ? reject(e) : resolve())));
   } else {

@@ -16,8 +16,8 @@ import { tempDir } from '../helpers/tmp.js';
 import { BASE, bytes, tree, withLayout, writeImage } from '../composefs/image-helpers.js';
 import { makeUki } from './uki-helpers.js';
 
-const digestOfImage = (layout: string, tag: string, algorithm: 'sha256' | 'sha512', bootable: boolean) =>
-  withLayout(layout, tag, async (store, desc) => (await imageComposefs(store, desc, { algorithm, formatVersion: 1, bootable })).digest);
+const digestOfImage = (layout: string, tag: string, algorithm: 'sha256' | 'sha512', bootable: boolean, formatVersion: 1 | 2 = 1) =>
+  withLayout(layout, tag, async (store, desc) => (await imageComposefs(store, desc, { algorithm, formatVersion, bootable })).digest);
 
 const check = (layout: string, tag: string) => withLayout(layout, tag, (store, desc) => checkBoot(store, desc));
 
@@ -80,7 +80,7 @@ describe('boot seal and check', () => {
     assert.equal(again.written.descriptor.digest, written.descriptor.digest);
   });
 
-  it('refuses a UKI naming another digest, before anything is written', async () => {
+  it('refuses a UKI naming another digest, before anything is written; a v2 argument is checked against format 2', async () => {
     const dir = await tempDir();
     const layout = join(dir, 'layout');
     await writeImage(layout, 'os', [tree(OS)]);
@@ -95,11 +95,22 @@ describe('boot seal and check', () => {
         e.message.includes(bootable) &&
         /nothing was written/.test(e.message),
     );
-    const v2 = await makeUki(dir, 'v2.efi', `composefs.digest=v2-sha512-12:${bootable}`);
+    // composefs-rs's legacy format 2: the V1 digest under a v2 argument is refused, the V2 one sealed.
+    const bootableV2 = await digestOfImage(layout, 'os', 'sha512', true, 2);
+    assert.notEqual(bootableV2, bootable);
+    const v2wrong = await makeUki(dir, 'v2wrong.efi', `composefs.digest=v2-sha512-12:${bootable}`);
     await assert.rejects(
-      withLayout(layout, 'os', (src, desc) => prepareSeal(src, desc, { uki: v2 })),
-      (e: unknown) => isLadingError(e, 'UNSUPPORTED_TREE') && /format version 2/.test(e.message),
+      withLayout(layout, 'os', (src, desc) => prepareSeal(src, desc, { uki: v2wrong })),
+      (e: unknown) => isLadingError(e, 'DIGEST_MISMATCH') && e.message.includes(`v2-sha512-12:${bootableV2}`),
     );
+    const v2 = await makeUki(dir, 'v2.efi', `composefs.digest=v2-sha512-12:${bootableV2}`);
+    const { plan } = await seal(layout, 'os', v2, join(dir, 'sealed-v2'), 'v2');
+    assert.deepEqual(
+      plan.kargs.map((k) => [k.version, k.ok]),
+      [[2, true]],
+    );
+    const result = await check(join(dir, 'sealed-v2'), 'v2');
+    assert.equal(result.ok, true);
   });
 
   it('checks legacy composefs= and SHA-256 arguments, and names both digests on a mismatch', async () => {

@@ -35,6 +35,13 @@ describe('lading composefs digest, dump and export', () => {
     );
     assert.deepEqual([json.algorithm, json.formatVersion, json.bootable, json.digest.length], ['sha256', 1, true, 64]);
     assert.notEqual((await ladingOk('composefs', 'digest', '--format-version', '0', ref)).trim(), d512);
+    // composefs-rs's legacy format 2: another digest, the library's too.
+    const v2 = (await ladingOk('composefs', 'digest', '--format-version', '2', ref)).trim();
+    const inlineV2 = await withLayout(layout, 'os', (store, desc) =>
+      imageComposefs(store, desc, { algorithm: 'sha512', formatVersion: 2, bootable: false }),
+    );
+    assert.deepEqual([v2, inlineV2.formatVersion], [inlineV2.digest, 2]);
+    assert.notEqual(v2, d512);
 
     // dump -> mkfs gives the image whose fs-verity (sha256) digest `composefs digest` prints.
     const dump = join(dir, 'os.dump');
@@ -75,7 +82,7 @@ describe('lading composefs digest, dump and export', () => {
     await writeImage(layout, 'nousr', [tree({ etc: { type: 'directory' }, 'etc/x': 'x' })]);
     const cases: [string[], number, RegExp][] = [
       [['digest', '--algorithm', 'md5', `oci:${layout}:nousr`], 2, /--algorithm must be sha256 or sha512, not md5/],
-      [['digest', '--format-version', '2', `oci:${layout}:nousr`], 2, /--format-version 2 \(composefs-rs legacy\) is not supported/],
+      [['digest', '--format-version', '3', `oci:${layout}:nousr`], 2, /--format-version must be 0, 1 or 2, not 3/],
       [['digest', `oci:${layout}:nousr`], 1, /no \/usr directory/],
       [['digest', `oci:${join(dir, 'missing')}:x`], 1, /missing/],
       [['digest', '--platform', 'linux', `oci:${layout}:nousr`], 2, /invalid platform/],

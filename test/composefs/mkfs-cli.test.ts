@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CLI, lading, ok } from '../helpers/run.js';
 import { tempDir } from '../helpers/tmp.js';
-import { ASSETS } from './vectors.js';
+import { ASSETS, RS_SPECIAL_V1 } from './vectors.js';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const expected = async (name: string) => (await readFile(`${ASSETS}${name}.sha256`, 'utf8')).trim();
@@ -34,6 +34,13 @@ describe('lading composefs mkfs', () => {
     const result = JSON.parse(json.stdout) as { path: string; formatVersion: number; bytes: number; sha256: string };
     assert.deepEqual([result.path, result.formatVersion, result.sha256], [gz, 0, await expected('config-with-hard-link.dump.gz')]);
     assert.equal(result.bytes, (await readFile(gz)).length);
+
+    // composefs-rs's legacy format 2 of its own trimmed special dump: an image fsck.erofs reads.
+    const v2 = join(dir, 'special_v2.img');
+    const legacy = await lading('composefs', 'mkfs', '--from-dump', RS_SPECIAL_V1, '--format-version', '2', '-o', 'json', v2);
+    assert.equal(legacy.code, 0, legacy.stderr);
+    assert.equal((JSON.parse(legacy.stdout) as { formatVersion: number }).formatVersion, 2);
+    await ok('fsck.erofs', v2);
   });
 
   it('reads the dump from standard input and writes the image to standard output', async () => {
@@ -76,9 +83,9 @@ describe('lading composefs mkfs', () => {
   });
 
   it('exits 2 on usage errors', async () => {
-    const bad = await lading('composefs', 'mkfs', '--from-dump', `${ASSETS}special.dump`, '--format-version', '2', '/tmp/x.img');
+    const bad = await lading('composefs', 'mkfs', '--from-dump', `${ASSETS}special.dump`, '--format-version', '3', '/tmp/x.img');
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--format-version must be 0 or 1, not 2/);
+    assert.match(bad.stderr, /--format-version must be 0, 1 \(mkcomposefs's\) or 2 \(composefs-rs legacy\), not 3/);
     const noDump = await lading('composefs', 'mkfs', '/tmp/x.img');
     assert.equal(noDump.code, 2);
     assert.match(noDump.stderr, /--from-dump/);
