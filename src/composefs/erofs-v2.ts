@@ -92,7 +92,8 @@ function xattrOf(name: string, value: Uint8Array): V2Xattr {
   return { index, suffix: s, value, id: `${index}\0${s.toString('latin1')}\0${Buffer.from(value).toString('latin1')}` };
 }
 
-function leafXattrs(e: Entry): V2Xattr[] {
+/** An inode's xattrs in format 2's order: an external file's metacopy and redirect, then its own by name (escaped). */
+function xattrsOf(e: Entry): V2Xattr[] {
   const out: V2Xattr[] = [];
   if (e.type === 'file' && e.size > 0 && e.content?.kind !== 'bytes') {
     const verity = e.verity ?? fail(e.path, 'format version 2 needs the fs-verity digest of every external file');
@@ -124,7 +125,7 @@ function collect(tree: FileTree): V2Inode[] {
       type,
       mode: S_IF[type] | (e.mode & 0o7777),
       nlink: e.type === 'directory' ? 0 : (e.nlink ?? links.get(e.path) ?? 1),
-      xattrs: leafXattrs(e),
+      xattrs: xattrsOf(e),
       shared: [],
       filter: 0,
       layout: DATALAYOUT_FLAT_PLAIN,
