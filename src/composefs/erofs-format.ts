@@ -203,3 +203,32 @@ export function writeExtendedInode(buf: Buffer, o: number, f: InodeFields): void
   buf.writeUInt32LE(f.mtimeNsec >>> 0, o + 40);
   buf.writeUInt32LE(f.nlink >>> 0, o + 44);
 }
+
+/** Writes one xattr entry (header, name suffix, value) at `pos`; returns where the next one goes (4-aligned). */
+export function writeXattrEntry(buf: Buffer, pos: number, x: { index: number; suffix: Buffer; value: Uint8Array }): number {
+  buf.writeUInt8(x.suffix.length, pos);
+  buf.writeUInt8(x.index, pos + 1);
+  buf.writeUInt16LE(x.value.length, pos + 2);
+  x.suffix.copy(buf, pos + 4);
+  buf.set(x.value, pos + 4 + x.suffix.length);
+  return pos + xattrEntrySize(x.suffix.length, x.value.length);
+}
+
+/** One block's (or an inline tail's) dirents at `pos`: the fixed-size records, then the names back to back. */
+export function writeDirents<D extends { name: Buffer }>(
+  buf: Buffer,
+  pos: number,
+  dirents: readonly D[],
+  nid: (d: D) => number,
+  fileType: (d: D) => number,
+): void {
+  let nameoff = dirents.length * DIRENT_SIZE;
+  dirents.forEach((d, i) => {
+    const o = pos + i * DIRENT_SIZE;
+    buf.writeUInt32LE(nid(d), o); // nids stay far below 2^32 (the high half is zero)
+    buf.writeUInt16LE(nameoff, o + 8);
+    buf.writeUInt8(fileType(d), o + 10);
+    d.name.copy(buf, pos + nameoff);
+    nameoff += d.name.length;
+  });
+}

@@ -27,9 +27,12 @@ import {
   SUPER_OFFSET,
   SUPER_SIZE,
   writeComposefsHeader,
+  writeDirents,
   writeExtendedInode,
   writeSuperblock,
+  writeXattrEntry,
   XATTR_HEADER_SIZE,
+  xattrEntrySize,
   xattrFilterBit,
   xattrIndex,
 } from './erofs-format.js';
@@ -213,7 +216,7 @@ function leafContent(inode: V2Inode): void {
   }
 }
 
-const entrySize = (x: V2Xattr) => roundUp(4 + x.suffix.length + x.value.length, 4);
+const entrySize = (x: V2Xattr) => xattrEntrySize(x.suffix.length, x.value.length);
 const compareXattrs = (a: V2Xattr, b: V2Xattr) =>
   a.index - b.index || Buffer.compare(a.suffix, b.suffix) || Buffer.compare(Buffer.from(a.value), Buffer.from(b.value));
 
@@ -282,25 +285,14 @@ export function composefsImageV2(tree: FileTree): Buffer {
     metaBlkaddr: 0,
     xattrBlkaddr: 0,
   });
-  const writeXattr = (x: V2Xattr, at: number): number => {
-    buf.writeUInt8(x.suffix.length, at);
-    buf.writeUInt8(x.index, at + 1);
-    buf.writeUInt16LE(x.value.length, at + 2);
-    x.suffix.copy(buf, at + 4);
-    buf.set(x.value, at + 4 + x.suffix.length);
-    return at + entrySize(x);
-  };
-  const writeDirents = (dirents: V2Dirent[], at: number) => {
-    let nameOffset = dirents.length * DIRENT_SIZE;
-    dirents.forEach((d, i) => {
-      const o = at + i * DIRENT_SIZE;
-      buf.writeUInt32LE(d.inode.offset / SLOT, o);
-      buf.writeUInt16LE(nameOffset, o + 8);
-      buf.writeUInt8(FILE_TYPE[d.inode.type], o + 10);
-      d.name.copy(buf, at + nameOffset);
-      nameOffset += d.name.length;
-    });
-  };
+  const writeV2Dirents = (dirents: V2Dirent[], at: number) =>
+    writeDirents(
+      buf,
+      at,
+      dirents,
+      (d) => d.inode.offset / SLOT,
+      (d) => FILE_TYPE[d.inode.type],
+    );
   for (const inode of inodes) {
     const xsize = xattrSize(inode);
     const blocks = inode.blocks?.length ?? 0;
@@ -328,12 +320,12 @@ export function composefsImageV2(tree: FileTree): Buffer {
         buf.writeUInt32LE(sharedOffsets[i]! / 4, at);
         at += 4;
       }
-      for (const x of inode.xattrs) at = writeXattr(x, at);
+      for (const x of inode.xattrs) at = writeXattrEntry(buf, at, x);
     }
-    if (inode.inline !== undefined) writeDirents(inode.inline, at);
+    if (inode.inline !== undefined) writeV2Dirents(inode.inline, at);
     else if (inode.data !== undefined) buf.set(inode.data, at);
-    inode.blocks?.forEach((block, i) => writeDirents(block, inode.blockOffset + i * BLOCK));
+    inode.blocks?.forEach((block, i) => writeV2Dirents(block, inode.blockOffset + i * BLOCK));
   }
-  shared.forEach((x, i) => writeXattr(x, sharedOffsets[i]!));
+  shared.forEach((x, i) => writeXattrEntry(buf, sharedOffsets[i]!, x));
   return buf;
 }

@@ -25,10 +25,13 @@ import {
   writeCompactInode,
   writeComposefsHeader,
   writeExtendedInode,
+  writeDirents,
   writeSuperblock,
+  writeXattrEntry,
   XATTR_HEADER_SIZE,
 } from './erofs-format.js';
-import { type EncodedXattr, type ImageLayout, layoutImage } from './erofs-layout.js';
+import { composefsImageV2 } from './erofs-v2.js';
+import { type ImageLayout, layoutImage } from './erofs-layout.js';
 import {
   type CNode,
   type Dirent,
@@ -45,14 +48,15 @@ import {
 export { minimumFormatVersion };
 
 export interface ComposefsImageOptions {
-  /** 0 or 1, as `mkcomposefs --min-version=V --max-version=V`. */
-  formatVersion: 0 | 1;
+  /** 0 or 1, as `mkcomposefs --min-version=V --max-version=V`; 2: composefs-rs's legacy format (erofs-v2.ts). */
+  formatVersion: 0 | 1 | 2;
 }
 
 /** The composefs EROFS image of `tree`. Throws UNSUPPORTED_TREE for what mkcomposefs would refuse. */
 export function composefsImage(tree: FileTree, options: ComposefsImageOptions): Buffer {
   const version = options.formatVersion;
-  if (version !== 0 && version !== 1) throw new TypeError(`composefs format version must be 0 or 1, not ${String(version)}`);
+  if (version === 2) return composefsImageV2(tree);
+  if (version !== 0 && version !== 1) throw new TypeError(`composefs format version must be 0, 1 or 2, not ${String(version)}`);
   const prepared = prepareTree(tree, version);
   const layout = layoutImage(prepared);
   const buf = Buffer.alloc(layout.totalBlocks * BLOCK);
@@ -68,7 +72,7 @@ export function composefsImage(tree: FileTree, options: ComposefsImageOptions): 
   });
   prepared.nodes.forEach((node, ino) => writeInode(buf, layout, node, ino));
   let pos = layout.inodesEnd;
-  for (const x of layout.shared) pos = writeXattr(buf, pos, x);
+  for (const x of layout.shared) pos = writeXattrEntry(buf, pos, x);
   for (const node of prepared.nodes) writeData(buf, layout, node);
   return buf;
 }
@@ -94,26 +98,15 @@ function fileType(node: CNode): number {
   }
 }
 
-function writeXattr(buf: Buffer, pos: number, x: EncodedXattr): number {
-  buf.writeUInt8(x.suffix.length, pos);
-  buf.writeUInt8(x.index, pos + 1);
-  buf.writeUInt16LE(x.value.length, pos + 2);
-  x.suffix.copy(buf, pos + 4);
-  buf.set(x.value, pos + 4 + x.suffix.length);
-  return pos + x.size;
-}
-
-/** One block's (or the tail's) dirents: the fixed-size records, then the names back to back. */
-function writeDirents(buf: Buffer, pos: number, layout: ImageLayout, dirents: Dirent[]): void {
-  let nameoff = dirents.length * DIRENT_SIZE;
-  dirents.forEach((d, i) => {
-    const o = pos + i * DIRENT_SIZE;
-    buf.writeUInt32LE(layout.layouts[d.node.ino]!.nid, o); // nids stay far below 2^32 (the high half is zero)
-    buf.writeUInt16LE(nameoff, o + 8);
-    buf.writeUInt8(fileType(d.node), o + 10);
-    d.name.copy(buf, pos + nameoff);
-    nameoff += d.name.length;
-  });
+/** A directory's dirents at `pos`, each naming its node's nid. */
+function writeNodeDirents(buf: Buffer, pos: number, layout: ImageLayout, dirents: Dirent[]): void {
+  writeDirents(
+    buf,
+    pos,
+    dirents,
+    (d) => layout.layouts[d.node.ino]!.nid,
+    (d) => fileType(d.node),
+  );
 }
 
 /** Splits a directory's dirents into full blocks and an inline tail, as mkcomposefs fills them. */
@@ -182,11 +175,11 @@ function writeInode(buf: Buffer, layout: ImageLayout, node: CNode, ino: number):
       buf.writeUInt32LE((sharedBase + off) / 4, pos);
       pos += 4;
     }
-    for (const x of l.unshared) pos = writeXattr(buf, pos, x);
+    for (const x of l.unshared) pos = writeXattrEntry(buf, pos, x);
     pos = l.offset + (l.compact ? 32 : 64) + l.xattrSize;
   }
   if (l.tailSize === 0) return;
-  if (type === S_IFDIR) writeDirents(buf, pos, layout, direntChunks(node, l.nBlocks).tail);
+  if (type === S_IFDIR) writeNodeDirents(buf, pos, layout, direntChunks(node, l.nBlocks).tail);
   else if (type === S_IFLNK) node.payload!.copy(buf, pos);
   else if (node.content) buf.set(node.content.subarray(node.size - l.tailSize), pos);
   else buf.fill(0xff, pos, pos + l.chunkCount * 4); // null chunk pointers (EROFS_NULL_ADDR)
@@ -198,7 +191,7 @@ function writeData(buf: Buffer, layout: ImageLayout, node: CNode): void {
   const start = l.blkaddr * BLOCK;
   const type = node.mode & S_IFMT;
   if (type === S_IFDIR) {
-    direntChunks(node, l.nBlocks).blocks.forEach((chunk, i) => writeDirents(buf, start + i * BLOCK, layout, chunk));
+    direntChunks(node, l.nBlocks).blocks.forEach((chunk, i) => writeNodeDirents(buf, start + i * BLOCK, layout, chunk));
   } else if (type === S_IFLNK) {
     node.payload!.copy(buf, start);
   } else if (node.content) {

@@ -8,7 +8,6 @@ import type { FileTree } from '../fs/tree.js';
 import type { Descriptor, Platform } from '../oci/types.js';
 import type { Store } from '../store/store.js';
 import { FsVerityHasher, type VerityAlgorithm } from '../verity/fsverity.js';
-import { composefsImageV2 } from './erofs-v2.js';
 import { composefsImage, minimumFormatVersion } from './erofs-writer.js';
 import { type ContentSink, composefsTree, type ImageTree, readImageTree, type Tap } from './image-tree.js';
 
@@ -47,7 +46,7 @@ export function verityOf(bytes: Uint8Array, algorithm: VerityAlgorithm): string 
 /** The EROFS image of a composefs tree and its digest. */
 export function erofsOf(tree: FileTree, formatVersion: FormatVersion, algorithm: VerityAlgorithm): ErofsImage {
   const version: FormatVersion = formatVersion === 0 ? minimumFormatVersion(tree) : formatVersion;
-  const bytes = version === 2 ? composefsImageV2(tree) : composefsImage(tree, { formatVersion: version });
+  const bytes = composefsImage(tree, { formatVersion: version });
   return { formatVersion: version, bytes, digest: verityOf(bytes, algorithm) };
 }
 

@@ -10,7 +10,6 @@ import { fsError, LadingError } from '../errors.js';
 import type { FileTree } from '../fs/tree.js';
 import { FsVerityHasher } from '../verity/fsverity.js';
 import { parseDump } from './dump.js';
-import { composefsImageV2 } from './erofs-v2.js';
 import { composefsImage, minimumFormatVersion } from './erofs-writer.js';
 
 export interface ReadDumpOptions {
@@ -73,7 +72,7 @@ export interface MkfsResult {
 export async function mkfsFromDump(dump: string, out: string, options: MkfsOptions = {}): Promise<MkfsResult> {
   const tree = await readDumpFile(dump, options.strict === undefined ? {} : { strict: options.strict });
   const formatVersion = options.formatVersion ?? minimumFormatVersion(tree);
-  const image = formatVersion === 2 ? composefsImageV2(tree) : composefsImage(tree, { formatVersion });
+  const image = composefsImage(tree, { formatVersion });
   if (out === '-') {
     await new Promise<void>((resolve, reject) => process.stdout.write(image, (e) => (e ? reject(e) : resolve())));
   } else {

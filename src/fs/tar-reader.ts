@@ -180,23 +180,24 @@ async function deliver(
  * read in place: no promise per entry), else a promise.
  */
 function skipContent(src: Bytes, remaining: number, name: string, size = remaining): Promise<void> | undefined {
-  const check = (got: number) => {
+  return skipThen(src, remaining, (got) => {
     if (got < remaining) throw truncated(`the content of ${name} is cut short: ${size - remaining + got} of ${size} bytes`);
-  };
-  if (src.skipNow === undefined) return src.skip(remaining).then(check);
-  check(src.skipNow(remaining));
-  return undefined;
+  });
 }
 
 /** Skips the padding after content; at the very end of the input a missing padding is accepted. Synchronous like skipContent. */
 function skipPadding(src: Bytes, size: number, lenient: boolean, previous: string): Promise<void> | undefined {
   const pad = padding(size);
   if (pad === 0) return undefined;
-  const check = (got: number) => {
+  return skipThen(src, pad, (got) => {
     if (got < pad && !lenient) throw truncated(`the archive is cut short after ${previous}`);
-  };
-  if (src.skipNow === undefined) return src.skip(pad).then(check);
-  check(src.skipNow(pad));
+  });
+}
+
+/** Skips `n` bytes and hands `check` how many there were: at once where the source can, else later. */
+function skipThen(src: Bytes, n: number, check: (got: number) => void): Promise<void> | undefined {
+  if (src.skipNow === undefined) return src.skip(n).then(check);
+  check(src.skipNow(n));
   return undefined;
 }
 

@@ -97,7 +97,7 @@ export async function openVerifiedFile(
   what: string,
   highWaterMark: number,
 ): Promise<Readable> {
-  const file = worthAWorker(expected.size) ? await openVerifiedFileAt(path, expected, what) : undefined;
+  const file = await openVerifiedFileAt(path, expected, what);
   if (file === undefined) return verifiedStream(createReadStream(path, { highWaterMark }), expected, what);
   const source = createReadStream('', { fd: file.fd, highWaterMark, autoClose: false, start: 0 });
   // The stream counts (a longer file fails on its first excess byte) and ends once the worker agrees.

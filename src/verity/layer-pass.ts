@@ -5,8 +5,8 @@
  * buffer. The pass goes on span by span as the main thread parses the layer, so it keeps its place.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { readSync } from 'node:fs';
 import type { DigestAlgorithm } from '../oci/digest.js';
+import { readRange } from '../oci/fd-range.js';
 import { FsVerityHasher, type VerityAlgorithm } from './fsverity.js';
 
 /** A file inside the layer: `length` bytes at `start`, answered under `id`. */
@@ -43,12 +43,9 @@ export class LayerPass {
     const digests: [number, string][] = [];
     let next = 0;
     let hasher: FsVerityHasher | undefined;
-    while (this.pos < upTo) {
-      const n = readSync(this.fd, this.buffer, 0, Math.min(this.buffer.length, upTo - this.pos), this.pos);
-      if (n === 0) break;
-      const chunk = this.buffer.subarray(0, n);
+    readRange(this.fd, this.pos, upTo - this.pos, this.buffer, (chunk) => {
       const chunkStart = this.pos;
-      const chunkEnd = chunkStart + n;
+      const chunkEnd = chunkStart + chunk.length;
       this.hash.update(chunk);
       while (next < files.length) {
         const f = files[next]!;
@@ -63,7 +60,7 @@ export class LayerPass {
         next++;
       }
       this.pos = chunkEnd;
-    }
+    });
     if (next < files.length) {
       const f = files[next]!;
       throw new Error(`the layer ends before the end of a ${f.length}-byte file at ${f.start}`);

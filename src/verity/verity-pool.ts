@@ -136,7 +136,6 @@ interface OwnedLayer {
   rangeBytes: number;
   knownUpTo: number;
   sentUpTo: number;
-  ended: boolean;
 }
 
 class WorkerPool implements VerityPool {
@@ -181,12 +180,6 @@ class WorkerPool implements VerityPool {
     if (size === undefined || size > this.inlineLeft) return false;
     this.inlineLeft -= size;
     return true;
-  }
-
-  /** The worker for streamed bytes, started on first use. */
-  private get first(): Worker {
-    if (this.workers.length === 0) this.start();
-    return this.workers[0]!;
   }
 
   /** Every worker, for work they can share (ranges, layers): they take ~0.1 s to start, so all at once. */
@@ -258,9 +251,8 @@ class WorkerPool implements VerityPool {
     if (this.failure !== undefined) throw this.failure;
     const msg: BatchMessage = { buffer: this.batch.buffer as ArrayBuffer, segments: this.segments };
     this.inFlight += this.batch.buffer.byteLength;
-    const first = this.first; // starts worker 0 if need be
-    first.postMessage(msg, [msg.buffer]);
-    this.costs[0]!.push(0);
+    if (this.workers.length === 0) this.start(); // streamed bytes all go to worker 0
+    this.send(0, msg, 0, [msg.buffer]);
     this.batch = this.free.pop() ?? Buffer.allocUnsafeSlow(BATCH);
     this.fill = 0;
     this.segments = [];
@@ -289,8 +281,7 @@ class WorkerPool implements VerityPool {
   /** The layer is parsed: its owner reads the rest and answers with the layer's digest. */
   private endLayer(fd: number): void {
     const l = this.layers.get(fd);
-    if (l === undefined || l.ended || this.failure !== undefined) return;
-    l.ended = true;
+    if (l === undefined || this.failure !== undefined) return;
     this.layers.delete(fd);
     this.flushSpan(l);
     this.send(l.owner, { end: { layer: l.layer, id: l.endId } }, (l.size - l.sentUpTo) * l.byteCost);
@@ -396,7 +387,6 @@ class WorkerPool implements VerityPool {
       rangeBytes: 0,
       knownUpTo: 0,
       sentUpTo: 0,
-      ended: false,
     };
     this.layers.set(fd, l);
     // The whole layer's reading and digest count against the owner from now: later layers and files
